@@ -1,0 +1,316 @@
+"""The configuration file: one YAML document, validated with pydantic.
+
+Every section has a working default, so an empty file (or no file) is a valid configuration:
+local files in, NDJSON on standard output, SQLite state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Model):
+    """Where a secret lives: an environment variable or a file. Never the secret itself."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_inline(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                "a secret is never written in the configuration: "
+                "name where it lives, {env: VARIABLE} or {file: /path/to/file}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def get(self) -> str:
+        """The secret's value, read now (so rotated files are picked up on restart)."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError(f"environment variable {self.env} (named for a secret) is not set")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"secret file {self.file}: {exc.strerror or exc}") from None
+
+    def __repr__(self) -> str:  # the reference is harmless to show; the value never is
+        return f"SecretRef(env={self.env!r})" if self.env else f"SecretRef(file={str(self.file)!r})"
+
+
+def _account_list(values: list[str]) -> list[str]:
+    for value in values:
+        if not ACCOUNT_ID.match(value):
+            raise ValueError(f"{value!r} is not a 12-digit AWS account id")
+    return values
+
+
+class OrganizationConfig(_Model):
+    accounts: list[str] = []
+    approved_partners: list[str] = []
+    discover: bool = False
+    role_arn: str | None = None  # assumed for discovery from a member account
+    refresh_seconds: int = Field(3600, ge=60)
+
+    _check_accounts = field_validator("accounts", "approved_partners", mode="before")(
+        lambda values: _account_list([str(v) for v in values]) if isinstance(values, list) else values
+    )
+
+
+class SensitiveRole(_Model):
+    pattern: str
+    approved_principals: list[str] = []
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessHours(_Model):
+    timezone: str = "UTC"
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = ["mon", "tue", "wed", "thu", "fri"]
+    start: time = time(7, 0)
+    end: time = time(20, 0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: Any) -> Any:
+        if isinstance(value, int):  # YAML reads 07:00 unquoted as sexagesimal minutes
+            return time(value // 60, value % 60)
+        return value
+
+
+class HumanRoles(_Model):
+    patterns: list[str] = []
+    business_hours: BusinessHours = BusinessHours()
+
+
+class RolesConfig(_Model):
+    sensitive: list[SensitiveRole] = []
+    human: HumanRoles = HumanRoles()
+
+
+class ChainsConfig(_Model):
+    # How long (in event time of the record's account) a call of a young, still-unknown
+    # session waits for its parent before it ships unresolved.
+    hold_back_seconds: int = Field(900, ge=0)
+    # Kept beyond a session's expiration, for late delivery.
+    session_margin_seconds: int = Field(3600, ge=0)
+    # How long eventIDs are remembered to drop CloudTrail's duplicate deliveries.
+    dedup_window_seconds: int = Field(3600, ge=0)
+
+
+class FilesSource(_Model):
+    type: Literal["files"] = "files"
+    paths: list[Path] = []
+
+
+class SqsSource(_Model):
+    type: Literal["sqs"]
+    queue_url: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    wait_time_seconds: int = Field(20, ge=0, le=20)
+    max_messages: int = Field(10, ge=1, le=10)
+    visibility_timeout_seconds: int = Field(300, ge=30)
+    concurrency: int = Field(8, ge=1)
+    max_object_bytes: int = Field(1 << 30, ge=1024)
+
+
+class S3Source(_Model):
+    type: Literal["s3"]
+    bucket: str
+    prefix: str = ""
+    accounts: list[str] | None = None
+    regions: list[str] | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    poll_interval_seconds: int = Field(60, ge=1)
+    concurrency: int = Field(8, ge=1)
+    max_object_bytes: int = Field(1 << 30, ge=1024)
+
+
+Source = Annotated[FilesSource | SqsSource | S3Source, Field(discriminator="type")]
+
+
+class SqliteState(_Model):
+    type: Literal["sqlite"] = "sqlite"
+    path: Path = Path("forwarder-state.db")
+
+
+class RedisState(_Model):
+    type: Literal["redis"]
+    url: str = "redis://127.0.0.1:6379/0"
+    password: SecretRef | None = None
+    key_prefix: str = "forwarder:"
+
+
+State = Annotated[SqliteState | RedisState, Field(discriminator="type")]
+
+
+class NdjsonSink(_Model):
+    type: Literal["ndjson"]
+    path: str = "-"  # "-" is standard output
+
+
+class ElasticsearchSink(_Model):
+    type: Literal["elasticsearch"]
+    hosts: list[str] = []
+    cloud_id: str | None = None
+    api_key: SecretRef | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+    ca_file: Path | None = None
+    verify_tls: bool = True
+    # strftime-style date in braces, filled from the event's own time: cloudtrail-assumerole-2026.11.25
+    index: str = "cloudtrail-assumerole-{%Y.%m.%d}"
+    data_stream: str | None = None
+    batch_max_docs: int = Field(1000, ge=1)
+    batch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    dead_letter_index: str | None = None
+    max_retries: int = Field(8, ge=0)
+    request_timeout_seconds: float = Field(30, gt=0)
+    check_templates: bool = True
+
+    @model_validator(mode="after")
+    def _where(self) -> ElasticsearchSink:
+        if not self.hosts and not self.cloud_id:
+            raise ValueError("give 'hosts' or 'cloud_id'")
+        if self.password is not None and self.username is None:
+            raise ValueError("'password' needs 'username'")
+        return self
+
+
+class SplunkHecSink(_Model):
+    type: Literal["splunk_hec"]
+    url: str
+    token: SecretRef
+    index: str | None = None
+    sourcetype: str = "aws:cloudtrail"
+    host: str | None = None
+    gzip: bool = True
+    ack: bool = False
+    ack_timeout_seconds: float = Field(300, gt=0)
+    ack_poll_seconds: float = Field(2, gt=0)
+    batch_max_events: int = Field(500, ge=1)
+    batch_max_bytes: int = Field(1024 * 1024, ge=1024)
+    indexed_fields: list[str] = []
+    ca_file: Path | None = None
+    verify_tls: bool = True
+    max_retries: int = Field(8, ge=0)
+    # Backoff (with jitter) between retries of a busy or unreachable collector.
+    retry_initial_seconds: float = Field(0.5, gt=0)
+    retry_max_seconds: float = Field(30, gt=0)
+    request_timeout_seconds: float = Field(30, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL such as https://splunk.example.com:8088")
+        return value
+
+
+SinkConfig = Annotated[NdjsonSink | ElasticsearchSink | SplunkHecSink, Field(discriminator="type")]
+
+
+class DeadLetterConfig(_Model):
+    # Records and objects that could not be delivered, one JSON line each with the reason.
+    path: Path = Path("dead-letter")
+
+
+class MetricsConfig(_Model):
+    listen: str | None = "127.0.0.1:9108"
+
+
+class LoggingConfig(_Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Config(_Model):
+    organization: OrganizationConfig = OrganizationConfig()
+    roles: RolesConfig = RolesConfig()
+    # Which records ship: role assumptions only, those plus every call made with a role
+    # session's credentials (the default), or everything.
+    select: Literal["assumptions", "sessions", "all"] = "sessions"
+    chains: ChainsConfig = ChainsConfig()
+    source: Source = FilesSource()
+    state: State = SqliteState()
+    sinks: list[SinkConfig] = [NdjsonSink(type="ndjson")]
+    dead_letter: DeadLetterConfig = DeadLetterConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where or '(top level)'}: {message}"
+
+
+def parse_config(data: Any, origin: str = "<config>") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the configuration must be a mapping of sections, not {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n".join(f"  {origin}: {_describe(err)}" for err in exc.errors())
+        raise ConfigError(f"{origin}: invalid configuration\n{lines}") from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a configuration file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_config(data, str(path))

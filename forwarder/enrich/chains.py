@@ -1,0 +1,167 @@
+"""Sessions by the access key their role assumption issued, and the chains they form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+from forwarder.enrich.identity import SESSION, THIN, Caller
+from forwarder.state.base import StateStore
+
+MAX_HOPS = 64  # far beyond any real chain; stops a cycle in broken or crafted input
+
+
+@dataclass(slots=True)
+class Session:
+    key: str
+    role_arn: str | None
+    caller_arn: str | None
+    caller_type: str | None
+    caller_account: str | None
+    parent_key: str | None = None
+    parent_role_arn: str | None = None
+    parent_created: float | None = None
+    source_identity: str | None = None
+    shared_event_id: str | None = None
+    created: float | None = None
+    expires_at: float | None = None
+
+    @property
+    def thin(self) -> bool:
+        return self.caller_type == THIN
+
+    def caller(self) -> Caller:
+        return Caller(
+            self.caller_arn,
+            self.caller_type,
+            self.caller_account,
+            access_key_id=self.parent_key,
+            issuer_arn=self.parent_role_arn,
+            created=self.parent_created,
+            source_identity=self.source_identity,
+        )
+
+
+@dataclass(slots=True)
+class Chain:
+    origin_arn: str | None
+    origin_type: str | None
+    origin_account: str | None
+    hops: list[str]
+    resolved: bool
+    # The missing link, when there is one worth waiting for: "key:<id>" (a parent session
+    # not seen yet) or "shared:<sharedEventID>" (the caller's full copy of a cross-account call).
+    blocker: str | None = None
+    blocker_since: float | None = None  # event time of the missing link, for the hold-back bound
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "origin": {"arn": self.origin_arn, "type": self.origin_type, "account_id": self.origin_account},
+            "depth": len(self.hops),
+            "hops": self.hops,
+            "resolved": self.resolved,
+        }
+
+
+class Sessions:
+    """The session store's view for chain resolution, with resolved chains memoised.
+
+    A resolved chain never changes (every link is known and keys are unique), so it is
+    cached for good; an unresolved one is looked up again each time, since its missing
+    link may have arrived since.
+    """
+
+    def __init__(self, store: StateStore, margin_seconds: float) -> None:
+        self._store = store
+        self._margin = margin_seconds
+        self._cache: dict[str, Session] = {}
+        self._resolved: dict[str, Chain] = {}
+
+    def get(self, key: str) -> Session | None:
+        session = self._cache.get(key)
+        if session is None:
+            data = self._store.get("session", key)
+            if data is None:
+                return None
+            session = Session(**orjson.loads(data))
+            self._cache[key] = session
+        return session
+
+    def put(self, session: Session) -> bool:
+        """Store a session; a thin copy never replaces the caller's full one. True if stored."""
+        known = self.get(session.key)
+        if known is not None and session.thin and not known.thin:
+            return False
+        expires = session.expires_at + self._margin if session.expires_at is not None else None
+        self._store.put("session", session.key, orjson.dumps(asdict(session)), expires)
+        self._cache[session.key] = session
+        return True
+
+    def put_caller(self, shared_event_id: str, caller: Caller, expires_at: float | None) -> None:
+        self._store.put("caller", shared_event_id, orjson.dumps(asdict(caller)), expires_at)
+
+    def get_caller(self, shared_event_id: str) -> Caller | None:
+        data = self._store.get("caller", shared_event_id)
+        return Caller(**orjson.loads(data)) if data is not None else None
+
+    def forget_before(self, moment: float) -> int:
+        dropped = self._store.expire("session", moment - self._margin)
+        self._store.expire("caller", moment - self._margin)
+        if dropped:
+            self._cache = {
+                k: s for k, s in self._cache.items() if s.expires_at is None or s.expires_at >= moment - self._margin
+            }
+        return dropped
+
+    def chain_of_key(self, key: str, issuer_arn: str | None, created: float | None) -> Chain:
+        """The chain behind calls made with ``key``; ``issuer_arn``/``created`` describe the
+        session as the call itself reports it (``sessionContext``), for when it is unknown."""
+        cached = self._resolved.get(key)
+        if cached is not None:
+            return cached
+        chain = self._walk(key, issuer_arn, created, set())
+        if chain.resolved:
+            self._resolved[key] = chain
+        return chain
+
+    def chain_of_caller(self, caller: Caller, role_arn: str | None, shared_event_id: str | None) -> Chain:
+        """The chain of an assumption: the caller's own chain, then the assumed role."""
+        return self._extend(caller, role_arn, shared_event_id, None, set())
+
+    def _walk(self, key: str, issuer_arn: str | None, created: float | None, seen: set[str]) -> Chain:
+        session = self.get(key)
+        if session is not None and issuer_arn and session.role_arn and issuer_arn != session.role_arn:
+            session = None  # a reused or placeholder key (sample data does that): not this session's parent
+        if session is None:
+            hops = [issuer_arn] if issuer_arn else []
+            return Chain(None, None, None, hops, False, f"key:{key}", created)
+        seen.add(key)
+        return self._extend(session.caller(), session.role_arn, session.shared_event_id, session.created, seen)
+
+    def _extend(
+        self, caller: Caller, role_arn: str | None, shared: str | None, created: float | None, seen: set[str]
+    ) -> Chain:
+        if caller.type == SESSION:
+            if caller.access_key_id is None or caller.access_key_id in seen or len(seen) >= MAX_HOPS:
+                parent = Chain(None, None, None, [caller.issuer_arn] if caller.issuer_arn else [], False)
+            else:
+                cached = self._resolved.get(caller.access_key_id)
+                parent = cached or self._walk(caller.access_key_id, caller.issuer_arn, caller.created, seen)
+            hops = [*parent.hops, role_arn] if role_arn else list(parent.hops)
+            return Chain(
+                parent.origin_arn,
+                parent.origin_type,
+                parent.origin_account,
+                hops,
+                parent.resolved,
+                parent.blocker,
+                parent.blocker_since,
+            )
+        hops = [role_arn] if role_arn else []
+        if caller.type == THIN:
+            return Chain(
+                None, THIN, caller.account_id, hops, False, f"shared:{shared}" if shared else None, created
+            )
+        return Chain(caller.arn, caller.type, caller.account_id, hops, caller.arn is not None)

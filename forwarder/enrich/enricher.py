@@ -1,0 +1,334 @@
+"""Turns records into enriched documents: selection, duplicates, chains, and the hold-back.
+
+Order does not matter: a call whose session is not known yet is held back (durably, in the
+state store) until its parent arrives or the wait ends, measured in the event time of the
+record's own account, never the wall clock. In batch mode the wait ends with the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import orjson
+
+from forwarder.config import Config
+from forwarder.document import Document
+from forwarder.enrich.assumption import ASSUME_EVENTS, STS, assumption_fields, is_assumption, read_assumption
+from forwarder.enrich.chains import Chain, Session, Sessions
+from forwarder.enrich.identity import SESSION, THIN, Caller, caller_of, mapping, text
+from forwarder.enrich.policy import Policy
+from forwarder.enrich.times import epoch, parse_expiration
+from forwarder.state.base import Held, StateStore
+
+INSIGHT = "AwsCloudTrailInsight"
+_DEDUP_PRUNE_EVERY = 50_000
+
+
+class _Identity(msgspec.Struct, gc=False):
+    type: str | None = None
+    accessKeyId: str | None = None
+    accountId: str | None = None
+
+
+class _Peek(msgspec.Struct, gc=False, rename={"timestamp": "@timestamp"}):
+    """The few fields that decide what happens to a record, decoded without the rest."""
+
+    eventID: str | None = None
+    eventSource: str | None = None
+    eventName: str | None = None
+    eventType: str | None = None
+    eventTime: str | None = None
+    timestamp: str | None = None
+    recipientAccountId: str | None = None
+    userIdentity: _Identity | None = None
+
+
+_peek = msgspec.json.Decoder(_Peek).decode
+
+
+@dataclass(slots=True)
+class RecordError:
+    source: str
+    index: int
+    reason: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Batch:
+    """What enriching one object (or a release of held records) produced."""
+
+    documents: list[Document] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # held ids to forget once delivered
+    held: int = 0
+    skipped: int = 0  # not selected (or Insights records)
+    duplicates: int = 0
+    total: int = 0
+
+
+class Enricher:
+    """Stateful: owns the session view, the per-account stream clocks and the duplicate filter.
+
+    Not thread-safe: the daemon serialises calls (enrichment is CPU-bound under the GIL anyway).
+    """
+
+    def __init__(
+        self, config: Config, store: StateStore, policy: Policy | None = None, *, batch: bool = False
+    ) -> None:
+        self.store = store
+        self.policy = policy or Policy(config)
+        self.sessions = Sessions(store, config.chains.session_margin_seconds)
+        self._select = config.select
+        self._window: float | None = None if batch else float(config.chains.hold_back_seconds)
+        self._dedup_window = config.chains.dedup_window_seconds
+        self._seen: dict[str, dict[str, float]] = {}
+        self._added = 0
+        self._clock: dict[str, float] = {}
+
+    # -- the stream clock, per account --------------------------------------------------
+
+    def stream_time(self, account: str) -> float | None:
+        known = self._clock.get(account)
+        if known is None:
+            data = self.store.get("stream", account)
+            if data is not None:
+                known = float(data)
+                self._clock[account] = known
+        return known
+
+    def _advance(self, latest: dict[str, str]) -> None:
+        for account, moment_text in latest.items():
+            moment = epoch(moment_text)
+            if moment is None:
+                continue
+            known = self.stream_time(account)
+            if known is None or moment > known:
+                self._clock[account] = moment
+                self.store.put("stream", account, repr(moment).encode())
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def enrich_records(self, source: str, records: Iterable[msgspec.Raw | bytes]) -> Batch:
+        """Enrich the records of one object, then release what became due."""
+        batch = Batch()
+        latest: dict[str, str] = {}
+        for index, raw in enumerate(records):
+            batch.total += 1
+            self._one(source, index, raw, batch, latest)
+        self._advance(latest)
+        if self._window is not None:
+            for account in latest:
+                now = self._clock.get(account)
+                if now is not None:
+                    self._reprocess(self.store.release_due(account, now), batch, hold=False)
+        return batch
+
+    def release_due(self) -> Batch:
+        """Held records whose wait is over by their account's stream clock (daemon ticks)."""
+        batch = Batch()
+        for account, now in list(self._clock.items()):
+            self._reprocess(self.store.release_due(account, now), batch, hold=False)
+        return batch
+
+    def flush(self) -> Batch:
+        """End of input: everything still held ships as it is (batch mode, or shutdown of a backfill)."""
+        batch = Batch()
+        self._reprocess(self.store.release_all(), batch, hold=False)
+        return batch
+
+    def forget_expired(self) -> int:
+        """Drop sessions that expired before every account's stream reached them."""
+        if not self._clock:
+            return 0
+        return self.sessions.forget_before(min(self._clock.values()))
+
+    # -- one record ------------------------------------------------------------------------
+
+    def _one(self, source: str, index: int, raw: msgspec.Raw | bytes, batch: Batch, latest: dict[str, str]) -> None:
+        try:
+            peek = _peek(raw)
+        except msgspec.ValidationError as exc:
+            peek = None
+            problem = str(exc)
+        if peek is None:
+            record = _loads(raw)
+            if not isinstance(record, dict):
+                batch.errors.append(RecordError(source, index, f"record {index} is not an object", bytes(raw)))
+                return
+            # A field of an unexpected type: take the slow, type-checked path for this record.
+            self._full(source, record, bytes(raw), batch, note=problem)
+            return
+        identity = peek.userIdentity
+        assume = peek.eventSource == STS and peek.eventName in ASSUME_EVENTS
+        session_call = identity is not None and identity.type == SESSION and identity.accessKeyId is not None
+        account = peek.recipientAccountId or (identity.accountId if identity else None)
+        moment = peek.eventTime or peek.timestamp
+        if account and moment and moment > latest.get(account, ""):
+            latest[account] = moment
+        if peek.eventType == INSIGHT or not self._selected(assume, session_call):
+            batch.skipped += 1
+            return
+        if self._duplicate(peek.eventID, account, moment):
+            batch.duplicates += 1
+            return
+        record = _loads(raw)
+        if not isinstance(record, dict):  # unreachable for a valid peek, kept for safety of input
+            batch.errors.append(RecordError(source, index, f"record {index} is not an object", bytes(raw)))
+            return
+        self._enrich(source, record, bytes(raw), batch, hold=True)
+
+    def _full(self, source: str, record: dict[str, Any], raw: bytes, batch: Batch, note: str) -> None:
+        identity = mapping(record.get("userIdentity"))
+        assume = is_assumption(record)
+        session_call = identity.get("type") == SESSION and text(identity.get("accessKeyId")) is not None
+        if not self._selected(assume, session_call):
+            batch.skipped += 1
+            return
+        account = text(record.get("recipientAccountId")) or text(identity.get("accountId"))
+        event_id = text(record.get("eventID"))
+        if self._duplicate(event_id, account, text(record.get("eventTime"))):
+            batch.duplicates += 1
+            return
+        document = self._enrich(source, record, raw, batch, hold=True)
+        if document is not None and document.assumerole is not None:
+            document.assumerole.setdefault("notes", []).append(f"unexpected field type: {note}")
+
+    def _selected(self, assume: bool, session_call: bool) -> bool:
+        if self._select == "all":
+            return True
+        if self._select == "assumptions":
+            return assume
+        return assume or session_call
+
+    def _duplicate(self, event_id: str | None, account: str | None, moment: str | None) -> bool:
+        if event_id is None:
+            return False
+        # The two copies of a cross-account call are distinct records, even where (as in
+        # AWS's own documentation) they share an eventID: the recipient tells them apart.
+        seen = self._seen.setdefault(account or "", {})
+        key = event_id
+        if key in seen:
+            return True
+        seen[key] = epoch(moment) or 0.0
+        self._added += 1
+        if self._added >= _DEDUP_PRUNE_EVERY:
+            self._prune_seen()
+        return False
+
+    def _prune_seen(self) -> None:
+        self._added = 0
+        for account, seen in self._seen.items():
+            now = self._clock.get(account)
+            if now is not None:
+                horizon = now - self._dedup_window
+                self._seen[account] = {k: t for k, t in seen.items() if t >= horizon}
+
+    # -- enrichment proper -------------------------------------------------------------------
+
+    def _enrich(self, source: str, record: dict[str, Any], raw: bytes, batch: Batch, *, hold: bool) -> Document | None:
+        identity = record.get("userIdentity")
+        if is_assumption(record):
+            assumerole, chain, registered = self._assumption(record)
+        elif mapping(identity).get("type") == SESSION and text(mapping(identity).get("accessKeyId")):
+            caller = caller_of(identity)
+            assert caller.access_key_id is not None
+            chain = self.sessions.chain_of_key(caller.access_key_id, caller.issuer_arn, caller.created)
+            assumerole = {"session": {"access_key_id": caller.access_key_id}, "chain": chain.fields()}
+            registered = []
+        else:
+            batch.documents.append(Document(record, None, source, raw))
+            return batch.documents[-1]
+        if hold and self._should_hold(record, chain):
+            assert chain.blocker is not None
+            self.store.hold(Held(chain.blocker, _account(record), self._deadline(record, chain), source, raw))
+            batch.held += 1
+            document = None
+        else:
+            document = Document(record, assumerole, source, raw)
+            batch.documents.append(document)
+        for released in registered:
+            self._reprocess(self.store.release(released), batch, hold=True)
+        return document
+
+    def _assumption(self, record: dict[str, Any]) -> tuple[dict[str, Any], Chain, list[str]]:
+        facts = read_assumption(record)
+        caller = caller_of(record.get("userIdentity"))
+        if caller.type == THIN and facts.shared_event_id:
+            # The role owner's copy names only the account: the caller's copy names the caller.
+            caller = self.sessions.get_caller(facts.shared_event_id) or caller
+        chain = self.sessions.chain_of_caller(caller, facts.role_arn, facts.shared_event_id)
+        inherited = caller.source_identity or self._parent_source_identity(caller)
+        registered: list[str] = []
+        moment = epoch(record.get("eventTime") or record.get("@timestamp"))
+        if caller.type != THIN and facts.shared_event_id:
+            expires = moment + 12 * 3600 if moment is not None else None
+            self.sessions.put_caller(facts.shared_event_id, caller, expires)
+            registered.append(f"shared:{facts.shared_event_id}")
+        if facts.access_key_id and not facts.error_code:
+            expiration = parse_expiration(mapping(mapping(record.get("responseElements")).get("credentials")).get("expiration"))
+            session = Session(
+                key=facts.access_key_id,
+                role_arn=facts.role_arn,
+                caller_arn=caller.arn,
+                caller_type=caller.type,
+                caller_account=caller.account_id,
+                parent_key=caller.access_key_id,
+                parent_role_arn=caller.issuer_arn,
+                parent_created=caller.created,
+                source_identity=facts.source_identity or inherited,
+                shared_event_id=facts.shared_event_id,
+                created=moment,
+                expires_at=expiration.timestamp() if expiration else None,
+            )
+            if self.sessions.put(session):
+                registered.append(f"key:{facts.access_key_id}")
+        fields = assumption_fields(record, facts, caller, chain, inherited, self.policy)
+        return fields, chain, registered
+
+    def _parent_source_identity(self, caller: Caller) -> str | None:
+        if caller.access_key_id is None:
+            return None
+        parent = self.sessions.get(caller.access_key_id)
+        return parent.source_identity if parent else None
+
+    def _should_hold(self, record: dict[str, Any], chain: Chain) -> bool:
+        if chain.resolved or chain.blocker is None:
+            return False
+        if self._window is None:
+            return True  # a batch resolves over the whole input
+        if chain.blocker.startswith("shared:") and not (
+            chain.origin_account and self.policy.organization.contains(chain.origin_account)
+        ):
+            return False  # the caller's copy lives in a trail outside the organization: it never comes
+        since = chain.blocker_since or epoch(record.get("eventTime") or record.get("@timestamp"))
+        now = self.stream_time(_account(record))
+        # A session that began long before the point the stream has reached will never see
+        # its parent arrive (it was logged before we started reading): ship it at once.
+        return since is None or now is None or since >= now - self._window
+
+    def _deadline(self, record: dict[str, Any], chain: Chain) -> float | None:
+        if self._window is None:
+            return None
+        since = chain.blocker_since or epoch(record.get("eventTime") or record.get("@timestamp"))
+        return since + self._window if since is not None else None
+
+    def _reprocess(self, held: list[Held], batch: Batch, *, hold: bool) -> None:
+        # A released assumption may register a session that releases more records in turn;
+        # the depth of that is bounded by the length of the chain.
+        for item in held:
+            record = _loads(item.record)
+            assert isinstance(record, dict) and item.id is not None
+            self._enrich(item.source, record, item.record, batch, hold=hold)
+            batch.released.append(item.id)
+
+
+def _account(record: dict[str, Any]) -> str:
+    return text(record.get("recipientAccountId")) or text(mapping(record.get("userIdentity")).get("accountId")) or ""
+
+
+def _loads(raw: msgspec.Raw | bytes) -> Any:
+    return orjson.loads(raw if isinstance(raw, bytes) else bytes(raw))
