@@ -208,6 +208,14 @@ class ElasticsearchSink(_Model):
     max_retries: int = Field(8, ge=0)
     request_timeout_seconds: float = Field(30, gt=0)
     check_templates: bool = True
+    # Names the component templates (<name>@settings, @cloudtrail, @ecs, @assumerole) and the
+    # index templates (<name>, <name>-dead-letter) that `forwarder setup elasticsearch` installs.
+    template_name: str = "cloudtrail-assumerole"
+    # "create": a resent eventID is answered 409 and counted as delivered (nothing rewritten);
+    # "index": a resend overwrites, so a replay with better enrichment updates the document.
+    op_type: Literal["create", "index"] = "create"
+    retry_initial_seconds: float = Field(0.5, gt=0)
+    retry_max_seconds: float = Field(30, gt=0)
 
     @model_validator(mode="after")
     def _where(self) -> ElasticsearchSink:
@@ -215,6 +223,8 @@ class ElasticsearchSink(_Model):
             raise ValueError("give 'hosts' or 'cloud_id'")
         if self.password is not None and self.username is None:
             raise ValueError("'password' needs 'username'")
+        if self.data_stream and self.op_type != "create":
+            raise ValueError("a data stream only takes op_type 'create'")
         return self
 
 

@@ -84,14 +84,15 @@ class Summary:
         found = []
         for principal, attempts in self._failures.items():
             attempts.sort(key=lambda item: item[0])
-            start = 0
+            start, most, last = 0, 0, 0
             for end in range(len(attempts)):
                 while attempts[end][0] - attempts[start][0] > BURST_SECONDS:
                     start += 1
-                if end - start + 1 > BURST_COUNT:
-                    what = f"{end - start + 1} failed role assumptions by {principal} within 10 minutes"
-                    found.append(Finding(1, what, attempts[end][1]))
-                    break
+                if end - start + 1 > most:
+                    most, last = end - start + 1, end
+            if most > BURST_COUNT:
+                what = f"{most} failed role assumptions by {principal} within 10 minutes"
+                found.append(Finding(1, what, attempts[last][1]))
         return found
 
     def render(self, limit: int = 15) -> str:

@@ -17,9 +17,9 @@ def build_sink(config: SinkConfig) -> Sink:
 
         return Elasticsearch(config)
     if isinstance(config, SplunkHecSink):
-        from forwarder.sinks.splunk_hec import SplunkHecSink as SplunkHec
+        from forwarder.sinks.splunk_hec import HecSink
 
-        return SplunkHec(config)
+        return HecSink(config)
     raise TypeError(f"no sink for {type(config).__name__}")
 
 
