@@ -76,6 +76,8 @@ class Pipeline:
                         self.dead_letter.document(rejected.document, sink.name, rejected.reason)
                         rejected_count += 1
         except SinkError:
+            with self._lock:
+                self.enricher.unsee(batch)  # or the object's records would be dropped as duplicates when read again
             self.enricher.store.unclaim(batch.released)
             raise
         if batch.released:

@@ -64,6 +64,7 @@ class Batch:
     documents: list[Document] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
     released: list[str] = field(default_factory=list)  # held ids to forget once delivered
+    seen: list[tuple[str, str]] = field(default_factory=list)  # (account, eventID) first met here
     held: int = 0
     skipped: int = 0  # not selected (or Insights records)
     duplicates: int = 0
@@ -172,7 +173,7 @@ class Enricher:
         if peek.eventType == INSIGHT or not self._selected(assume, session_call):
             batch.skipped += 1
             return
-        if self._duplicate(peek.eventID, account, moment):
+        if self._duplicate(peek.eventID, account, moment, batch):
             batch.duplicates += 1
             return
         record = _loads(raw)
@@ -190,7 +191,7 @@ class Enricher:
             return
         account = text(record.get("recipientAccountId")) or text(identity.get("accountId"))
         event_id = text(record.get("eventID"))
-        if self._duplicate(event_id, account, text(record.get("eventTime"))):
+        if self._duplicate(event_id, account, text(record.get("eventTime")), batch):
             batch.duplicates += 1
             return
         document = self._enrich(source, record, raw, batch, hold=True)
@@ -204,7 +205,12 @@ class Enricher:
             return assume
         return assume or session_call
 
-    def _duplicate(self, event_id: str | None, account: str | None, moment: str | None) -> bool:
+    def unsee(self, batch: Batch) -> None:
+        """Forget that a batch's records were met: its delivery failed and it will be read again."""
+        for account, event_id in batch.seen:
+            self._seen.get(account, {}).pop(event_id, None)
+
+    def _duplicate(self, event_id: str | None, account: str | None, moment: str | None, batch: Batch) -> bool:
         if event_id is None:
             return False
         # The two copies of a cross-account call are distinct records, even where (as in
@@ -214,6 +220,7 @@ class Enricher:
         if key in seen:
             return True
         seen[key] = epoch(moment) or 0.0
+        batch.seen.append((account or "", key))
         self._added += 1
         if self._added >= _DEDUP_PRUNE_EVERY:
             self._prune_seen()
