@@ -1,0 +1,142 @@
+"""The Elasticsearch document (ECS fields, splicing, displaced keys): pure functions, no node."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+from es_node import SHARED_DATA, public_records
+
+from forwarder.catalogue import load_catalogue
+from forwarder.document import Document
+from forwarder.enrich.times import parse_time
+from forwarder.sinks.es_document import ecs_fields, event_time, to_es
+
+VECTORS = SHARED_DATA / "elastic-integration-cloudtrail" / "vectors.jsonl"
+
+
+def leaves(value: Any, prefix: str = "") -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(leaves(v, f"{prefix}.{k}" if prefix else k) for k, v in value.items())) if value else set()
+    return {prefix}
+
+
+def vectors() -> list[dict[str, Any]]:
+    if not VECTORS.exists():
+        pytest.skip(f"Elastic's reference vectors are not in {VECTORS.parent.resolve()}")
+    return [json.loads(line) for line in VECTORS.read_text().splitlines() if line.strip()]
+
+
+def test_ecs_fields_match_elastics_integration() -> None:
+    """Every ECS field we write has the value Elastic's CloudTrail pipeline gives (where it gives one)."""
+    compared = 0
+    for vector in vectors():
+        ours = ecs_fields(vector["input"], event_time(vector["input"]))
+        expected = vector["expected"]
+        for path in leaves(ours):
+            want: Any = expected
+            for part in path.split("."):
+                want = want.get(part) if isinstance(want, dict) else None
+            got: Any = ours
+            for part in path.split("."):
+                got = got[part]
+            if path == "related.user":  # newer pipelines add principal ids and emails too
+                assert want is None or set(got) <= set(want), (vector["source_file"], path)
+            elif want is not None:
+                assert got == want, (vector["source_file"], path, got, want)
+                compared += 1
+        if "ip" not in expected.get("source", {}):
+            assert "ip" not in ours.get("source", {})
+    assert compared >= 40
+
+
+def test_source_ip_only_for_addresses() -> None:
+    for address, ip in [
+        ("198.51.100.7", "198.51.100.7"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("fd00::1", "fd00::1"),
+        ("ec2.amazonaws.com", None),
+        ("AWS Internal", None),
+        ("1.2.3", None),
+    ]:
+        out = ecs_fields({"sourceIPAddress": address}, None)
+        assert out["source"]["address"] == address
+        assert out["source"].get("ip") == ip
+        assert out.get("related", {}).get("ip") == ([ip] if ip else None)
+
+
+def test_times_in_the_shapes_exporters_write() -> None:
+    assert parse_time("2023-07-10T11:45:00Z").isoformat() == "2023-07-10T11:45:00+00:00"
+    assert parse_time("2024-06-02 19:41:40.000000000").isoformat() == "2024-06-02T19:41:40+00:00"
+    assert parse_time("2024-06-02T21:41:40.5+02:00").isoformat() == "2024-06-02T19:41:40.500000+00:00"
+    assert parse_time("yesterday") is None and parse_time(None) is None and parse_time(17) is None
+    exported = {"@timestamp": "2020-09-14T00:50:17.000Z", "eventName": "AssumeRole"}
+    assert ecs_fields(exported, event_time(exported))["@timestamp"] == "2020-09-14T00:50:17.000Z"
+    assert "@timestamp" not in ecs_fields({"eventTime": "not a time"}, event_time({"eventTime": "not a time"}))
+
+
+def test_failure_outcome_and_user_names() -> None:
+    record = {
+        "eventName": "AssumeRole",
+        "eventSource": "sts.amazonaws.com",
+        "errorCode": "AccessDenied",
+        "userIdentity": {"type": "IAMUser", "userName": "dave", "principalId": "AIDA1", "accountId": "111111111111"},
+        "recipientAccountId": "333333333333",
+        "requestParameters": {"userName": "mallory"},
+    }
+    out = ecs_fields(record, None)
+    assert out["event"]["outcome"] == "failure"
+    assert out["event"]["category"] == ["authentication"]
+    assert out["user"] == {"name": "dave", "id": "AIDA1"}
+    assert out["cloud"]["account"]["id"] == "111111111111"  # the caller's, as Elastic's pipeline
+    assert out["related"]["user"] == ["dave", "mallory"]
+
+
+def test_splice_keeps_the_record_bytes_and_equals_the_merged_document() -> None:
+    record = {"eventID": "e1", "eventTime": "2026-03-31T07:12:00Z", "eventName": "AssumeRole", "requestParameters": {"a": [1, {"b": None}]}}
+    raw = orjson.dumps(record)
+    assumerole = {"chain": {"depth": 1, "hops": ["arn:aws:iam::1:role/x"]}}
+    spliced = to_es(Document(record, assumerole, "t", raw))
+    parsed = to_es(Document(record, assumerole, "t", None))
+    assert spliced.body.startswith(raw[:-1])
+    assert orjson.loads(spliced.body) == orjson.loads(parsed.body)
+    body = orjson.loads(spliced.body)
+    assert body["assumerole"] == assumerole and body["event"]["id"] == "e1"
+    assert spliced.time is not None and spliced.time.isoformat() == "2026-03-31T07:12:00+00:00"
+    assert record == {"eventID": "e1", "eventTime": "2026-03-31T07:12:00Z", "eventName": "AssumeRole", "requestParameters": {"a": [1, {"b": None}]}}
+
+
+def test_keys_the_mapping_cannot_take_move_aside_unchanged() -> None:
+    record = {
+        "eventID": "e2",
+        "@timestamp": "2020-09-14T00:50:17.000Z",
+        "@version": "1",
+        "resources": ["{'arn': 'x'}"],
+        "requestParameters": "a string",
+        "userIdentity": {"type": "IAMUser"},
+    }
+    body = orjson.loads(to_es(Document(record, None, "t", orjson.dumps(record))).body)
+    assert body["aws"]["cloudtrail"]["unindexed"] == {
+        "@timestamp": "2020-09-14T00:50:17.000Z",
+        "resources": ["{'arn': 'x'}"],
+        "requestParameters": "a string",
+    }
+    assert "resources" not in body and "requestParameters" not in body
+    assert body["@timestamp"] == "2020-09-14T00:50:17.000Z" and body["@version"] == "1"
+    assert body["userIdentity"] == {"type": "IAMUser"}
+
+
+def test_every_field_written_is_in_the_catalogue() -> None:
+    """ECS output over every public record: each leaf is a catalogued field."""
+    declared = {spec.name for spec in load_catalogue().group("ecs")}
+    written: set[str] = set()
+    for _, records in public_records():
+        for record in records:
+            body = orjson.loads(to_es(Document(record, None, "t", None)).body)
+            written |= {path for path in leaves(body) if path.split(".")[0] in {"event", "source", "user_agent", "cloud", "user", "related", "@timestamp"}}
+            if "aws" in body:
+                written.add("aws.cloudtrail.unindexed")
+    assert written - declared == set()
+    assert {"@timestamp", "event.action", "source.ip", "related.user", "aws.cloudtrail.unindexed"} <= written
