@@ -149,7 +149,10 @@ class SqsSource(_Model):
     endpoint_url: str | None = None
     wait_time_seconds: int = Field(20, ge=0, le=20)
     max_messages: int = Field(10, ge=1, le=10)
-    visibility_timeout_seconds: int = Field(300, ge=30)
+    # Extended by a heartbeat while a message is in work, so it need not cover the largest object.
+    visibility_timeout_seconds: int = Field(300, ge=5)
+    # After a sink failure the message comes back this much later (not after the full timeout).
+    retry_delay_seconds: int = Field(30, ge=0, le=43200)
     concurrency: int = Field(8, ge=1)
     max_object_bytes: int = Field(1 << 30, ge=1024)
 
@@ -163,6 +166,8 @@ class S3Source(_Model):
     region: str | None = None
     endpoint_url: str | None = None
     poll_interval_seconds: int = Field(60, ge=1)
+    # Without a checkpoint, polling starts this many days back (UTC dates); older days are backfill's.
+    start_days_back: int = Field(1, ge=0)
     concurrency: int = Field(8, ge=1)
     max_object_bytes: int = Field(1 << 30, ge=1024)
 
@@ -180,6 +185,8 @@ class RedisState(_Model):
     url: str = "redis://127.0.0.1:6379/0"
     password: SecretRef | None = None
     key_prefix: str = "forwarder:"
+    # A held record claimed by a process that dies is claimable again after this lease.
+    claim_lease_seconds: int = Field(300, ge=1)
 
 
 State = Annotated[SqliteState | RedisState, Field(discriminator="type")]
@@ -216,6 +223,8 @@ class ElasticsearchSink(_Model):
     op_type: Literal["create", "index"] = "create"
     retry_initial_seconds: float = Field(0.5, gt=0)
     retry_max_seconds: float = Field(30, gt=0)
+    # Bulk requests in flight at once: the next batch is prepared while one is indexed.
+    bulk_concurrency: int = Field(2, ge=1, le=16)
 
     @model_validator(mode="after")
     def _where(self) -> ElasticsearchSink:
@@ -261,6 +270,51 @@ class SplunkHecSink(_Model):
 SinkConfig = Annotated[NdjsonSink | ElasticsearchSink | SplunkHecSink, Field(discriminator="type")]
 
 
+class FailedAssumptions(_Model):
+    # The Sigma burst rule alerts on more than `threshold` failures of one principal in the window.
+    threshold: int = Field(5, ge=1)
+    window_minutes: int = Field(10, ge=1, le=1440)
+
+
+class SplunkSavedSearches(_Model):
+    """Where `forwarder sigma deploy splunk` creates the scheduled saved searches (splunkd REST)."""
+
+    host: str
+    port: int = Field(8089, ge=1, le=65535)
+    scheme: Literal["https", "http"] = "https"
+    username: str | None = None
+    password: SecretRef | None = None
+    token: SecretRef | None = None  # a Splunk authentication token (Bearer), instead of a login
+    verify_tls: bool = True
+    owner: str = "nobody"
+    app: str = "search"
+    # Put in front of every converted query: where the forwarder's events are.
+    search_prefix: str = "index=main sourcetype=aws:cloudtrail"
+    name_prefix: str = "AssumeRole - "
+    forms: list[Literal["enriched", "raw"]] = ["enriched"]
+    cron_schedule: str = "*/10 * * * *"
+    # Each run looks at what was indexed since the previous one (CloudTrail arrives minutes late,
+    # so index time, not event time, decides), over events up to `lookback` old.
+    index_window: str = "10m"
+    lookback: str = "24h"
+
+    @model_validator(mode="after")
+    def _auth(self) -> SplunkSavedSearches:
+        if (self.token is None) == (self.username is None):
+            raise ValueError("give either 'token' or 'username' (with 'password')")
+        if self.username is not None and self.password is None:
+            raise ValueError("'username' needs 'password'")
+        return self
+
+
+class DetectionsConfig(_Model):
+    """Settings of the Sigma rules that `forwarder sigma generate` writes."""
+
+    max_chain_depth: int = Field(3, ge=1)
+    failed_assumptions: FailedAssumptions = FailedAssumptions()
+    splunk: SplunkSavedSearches | None = None
+
+
 class DeadLetterConfig(_Model):
     # Records and objects that could not be delivered, one JSON line each with the reason.
     path: Path = Path("dead-letter")
@@ -268,6 +322,8 @@ class DeadLetterConfig(_Model):
 
 class MetricsConfig(_Model):
     listen: str | None = "127.0.0.1:9108"
+    # /healthz answers 503 when the source has not completed a receive or listing for this long.
+    stale_after_seconds: int = Field(120, ge=1)
 
 
 class LoggingConfig(_Model):
@@ -282,6 +338,7 @@ class Config(_Model):
     # session's credentials (the default), or everything.
     select: Literal["assumptions", "sessions", "all"] = "sessions"
     chains: ChainsConfig = ChainsConfig()
+    detections: DetectionsConfig = DetectionsConfig()
     source: Source = FilesSource()
     state: State = SqliteState()
     sinks: list[SinkConfig] = [NdjsonSink(type="ndjson")]
