@@ -11,7 +11,9 @@ from pathlib import Path
 
 import yaml
 
-CATALOGUE_PATH = Path(__file__).resolve().parents[1] / "mappings" / "fields.yml"
+from forwarder.resources import project_dir
+
+CATALOGUE_PATH = project_dir("mappings") / "fields.yml"
 TYPES = frozenset({"keyword", "date", "boolean", "long", "ip", "flattened", "unindexed"})
 
 

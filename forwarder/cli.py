@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from forwarder import __version__
@@ -14,6 +15,7 @@ from forwarder.config import Config, ConfigError, NdjsonSink, load_config
 from forwarder.deadletter import DeadLetter, StderrDeadLetter
 from forwarder.enrich import Enricher
 from forwarder.pipeline import Pipeline
+from forwarder.rules import cli as sigma_commands
 from forwarder.sinks.base import Sink, SinkError
 from forwarder.sinks.ndjson import NdjsonSink as NdjsonWriter
 from forwarder.state.sqlite import SqliteStore
@@ -74,6 +76,62 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if result.failed_files or dead_letter.count else 0
 
 
+def cmd_setup_elasticsearch(args: argparse.Namespace) -> int:
+    from forwarder.config import ElasticsearchSink
+    from forwarder.sinks.es_setup import setup_elasticsearch
+
+    config = load_config(args.config)
+    targets = [sink for sink in config.sinks if isinstance(sink, ElasticsearchSink)]
+    if not targets:
+        print(f"forwarder: {args.config}: no sink of type elasticsearch to set up", file=sys.stderr)
+        return 2
+    for target in targets:
+        for line in setup_elasticsearch(target):
+            print(line)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from forwarder import daemon, logs
+
+    config = load_config(args.config)
+    logs.configure(config.logging)
+    return daemon.run(config, args.exit_when_idle, args.shutdown_timeout)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from forwarder import logs
+    from forwarder.backfill import run_backfill
+
+    config = load_config(args.config)
+    logs.configure(config.logging)
+    return run_backfill(config, args.date_from, args.date_to, args.bucket, args.prefix, not args.no_progress)
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from forwarder import logs
+    from forwarder.config import SqsSource
+    from forwarder.dlq import replay
+
+    config = load_config(args.config)
+    logs.configure(config.logging)
+    what = args.what or ["documents", "objects"] + (["queue"] if isinstance(config.source, SqsSource) else [])
+    try:
+        return replay(config, list(dict.fromkeys(what)), args.dry_run)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"forwarder: dlq replay: AWS refused or could not be reached: {exc}", file=sys.stderr)
+        return 3
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forwarder",
@@ -95,6 +153,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the forwarder on its shipped sample story")
     demo.add_argument("--out", default="demo-output/enriched.ndjson", help="where the enriched NDJSON goes")
     demo.set_defaults(func=cmd_demo)
+
+    run = commands.add_parser("run", help="the daemon: read the configured SQS queue or S3 bucket until stopped")
+    run.add_argument("--config", type=Path, required=True, help="configuration file (YAML)")
+    run.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
+                     help="exit once nothing has arrived for this long (tests, batch jobs)")
+    run.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+                     help="on SIGTERM, how long in-flight objects may take to finish (default 30)")
+    run.set_defaults(func=cmd_run)
+
+    backfill = commands.add_parser("backfill", help="read the CloudTrail objects of a past date range from S3")
+    backfill.add_argument("--config", type=Path, required=True, help="configuration file (YAML)")
+    backfill.add_argument("--from", dest="date_from", type=_date, required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+    backfill.add_argument("--to", dest="date_to", type=_date, required=True, metavar="DATE", help="last day, included")
+    backfill.add_argument("--bucket", help="bucket to read (default: the s3 source's)")
+    backfill.add_argument("--prefix", help="key prefix before AWSLogs/ (default: the s3 source's)")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backfill.set_defaults(func=cmd_backfill)
+
+    setup = commands.add_parser("setup", help="prepare a destination for the forwarder")
+    targets = setup.add_subparsers(dest="target", required=True, metavar="TARGET")
+    setup_es = targets.add_parser("elasticsearch", help="install or update the Elasticsearch index templates")
+    setup_es.add_argument("--config", type=Path, required=True, help="configuration file with an elasticsearch sink")
+    setup_es.set_defaults(func=cmd_setup_elasticsearch)
+
+    dlq = commands.add_parser("dlq", help="the dead letter: what could not be read or delivered")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dlq_replay = dlq_actions.add_parser("replay", help="send dead-lettered documents, objects and queue messages back through")
+    dlq_replay.add_argument("--config", type=Path, required=True, help="configuration file (YAML)")
+    dlq_replay.add_argument("--what", action="append", choices=["documents", "objects", "queue"],
+                            help="what to replay (repeatable; default: documents, objects, and the queue for an sqs source)")
+    dlq_replay.add_argument("--dry-run", action="store_true", help="list what would be replayed, change nothing")
+    dlq_replay.set_defaults(func=cmd_dlq_replay)
+
+    sigma_commands.register(commands)
     return parser
 
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.catalogue import Catalogue, FieldSpec, load_catalogue
+from forwarder.resources import project_dir
 
 DEFAULT_NAME = "cloudtrail-assumerole"
 DEFAULT_DEAD_LETTER_INDEX = "cloudtrail-assumerole-dead-letter"
-CHECKED_IN = Path(__file__).resolve().parents[1] / "mappings" / "elasticsearch"
+CHECKED_IN = project_dir("mappings") / "elasticsearch"
 MANAGED_BY = "cloudtrail-assumerole-forwarder"
 # Longest keyword indexed: 8191 characters of up to 4 UTF-8 bytes stay under Lucene's
 # 32766-byte term limit, so no value (a 40 KB requestParameters string included) fails a document.

@@ -59,6 +59,10 @@ class Pipeline:
             batch = self.enricher.release_due()
         return _outcome(Outcome("held"), batch, self.deliver(batch))
 
+    def forget_expired(self) -> int:
+        with self._lock:
+            return self.enricher.forget_expired()
+
     def flush(self) -> Outcome:
         with self._lock:
             batch = self.enricher.flush()

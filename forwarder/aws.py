@@ -1,0 +1,21 @@
+"""boto3 clients: credentials from the standard chain; the endpoint from the config or, when
+the config names none, from AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> (boto3 reads those)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+
+def client(service: str, region: str | None = None, endpoint_url: str | None = None, pool: int = 10,
+           session: boto3.Session | None = None) -> Any:
+    settings = BotoConfig(
+        max_pool_connections=max(pool, 10),
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=10,
+        # Long polls hold a request for up to 20 s; the read timeout must outlast that.
+        read_timeout=60,
+    )
+    return (session or boto3.Session()).client(service, region_name=region, endpoint_url=endpoint_url, config=settings)

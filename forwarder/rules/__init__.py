@@ -1,0 +1,1 @@
+"""Sigma rules: generated from the configuration, checked, converted with pySigma, deployed to Splunk."""

@@ -1,0 +1,205 @@
+"""Convert generated rules with pySigma's Splunk and Elasticsearch backends.
+
+Correlation rules (the failure burst) go to the backends that can express them (Splunk, ES|QL).
+Lucene and EQL cannot count events per group, so for them the correlation becomes a Kibana
+threshold detection rule over the base rule's Lucene query: the burst is covered on every target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
+from sigma.backends.splunk import SplunkBackend
+from sigma.collection import SigmaCollection
+from sigma.conversion.base import Backend
+from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationRule, SigmaCorrelationType
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import SetStateTransformation
+from sigma.rule import SigmaRule
+
+from forwarder.rules.attack import use_local_attack_data
+from forwarder.rules.pipelines import field_names, load_pipeline
+
+DEFAULT_INDEX = ("cloudtrail-assumerole-*",)
+
+
+class _Splunk(SplunkBackend):
+    """Splunk SPL as pySigma-backend-splunk 2.1 writes it, but counting in a sliding window.
+
+    The backend's ``bin _time span=10m | stats`` counts in fixed buckets: eight failures from
+    09:18 to 09:24 fall 3 + 5 into two buckets and never reach 6. ``streamstats time_window``
+    counts, at each event, the group's events of the preceding window.
+    """
+
+    event_count_aggregation_expression = {
+        "stats": "| sort 0 _time\n| streamstats time_window={timespan} count as event_count by{groupby}",
+    }
+
+
+class _Eql(EqlBackend):
+    """EQL as pySigma-backend-elasticsearch 2.1 writes it, plus the field-exists test it lacks."""
+
+    field_exists_expression = "{field} != null"
+    field_not_exists_expression = "{field} == null"
+
+
+BACKENDS: dict[str, tuple[type[Backend], str]] = {
+    "splunk": (_Splunk, "splunk"),
+    "lucene": (LuceneBackend, "elasticsearch"),
+    "esql": (ESQLBackend, "elasticsearch"),
+    "eql": (_Eql, "elasticsearch"),
+}
+CORRELATING = frozenset({"splunk", "esql"})
+
+
+class ConvertError(Exception):
+    """A rule cannot be read or converted; the message names the rule file."""
+
+
+@dataclass(frozen=True)
+class Conversion:
+    target: str
+    output_format: str
+    backend: Backend  # it holds the pipeline state the format's finalisation reads
+    results: list[Converted]
+
+
+@dataclass(frozen=True)
+class Converted:
+    rule: SigmaRule | SigmaCorrelationRule
+    outputs: list[Any]  # what the backend made of it (a query string or a format's dict)
+    threshold: bool = False  # a Kibana threshold rule standing in for a correlation
+
+
+# Splunk's data_model format needs a CIM data-model pipeline; CloudTrail events are not mapped to one.
+UNSUPPORTED_FORMATS = frozenset({("splunk", "data_model")})
+
+
+def formats(target: str) -> list[str]:
+    return [fmt for fmt in BACKENDS[target][0].formats if (target, fmt) not in UNSUPPORTED_FORMATS]
+
+
+def load_rules(directory: Path) -> SigmaCollection:
+    """Every rule under ``directory`` (recursively), each file parsed on its own for clear errors."""
+    files = sorted(directory.rglob("*.yml"))
+    if not files:
+        raise ConvertError(f"{directory}: no Sigma rules (*.yml) here")
+    collections = []
+    for path in files:
+        try:
+            collections.append(SigmaCollection.from_yaml(path.read_text(), source=SigmaRuleLocation(path)))
+        except SigmaError as exc:
+            raise ConvertError(f"{path}: {exc}") from None
+    collection = SigmaCollection.merge(collections)
+    collection.resolve_rule_references()
+    return collection
+
+
+def _backend(target: str, index: Sequence[str]) -> Backend:
+    backend_class, pipeline_name = BACKENDS[target]
+    pipeline = load_pipeline(pipeline_name)
+    if target == "esql":  # ES|QL reads its FROM clause from the processing state
+        pipeline = pipeline + ProcessingPipeline([ProcessingItem(SetStateTransformation("index", ",".join(index)))])
+    options: dict[str, Any] = {"index_names": list(index)} if target in ("lucene", "eql") else {}
+    return backend_class(pipeline, **options)
+
+
+def _where(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    return f"{rule.source.path if rule.source else rule.title} ({rule.name or rule.id})"
+
+
+def convert(directory: Path, target: str, output_format: str | None = None, index: Sequence[str] = DEFAULT_INDEX) -> Conversion:
+    """Each output rule of ``directory`` converted for ``target`` (base rules of correlations are folded in)."""
+    if target not in BACKENDS:
+        raise ConvertError(f"unknown target {target!r}; choose one of {', '.join(BACKENDS)}")
+    fmt = output_format or "default"
+    if fmt not in formats(target):
+        raise ConvertError(f"target {target} has no format {fmt!r}; it has {', '.join(formats(target))}")
+    use_local_attack_data()
+    collection = load_rules(directory)
+    backend = _backend(target, index)
+    results: list[Converted] = []
+    thresholds: list[SigmaCorrelationRule] = []
+    for rule in collection.rules:
+        try:
+            if isinstance(rule, SigmaCorrelationRule):
+                if target in CORRELATING:
+                    results.append(Converted(rule, backend.convert_correlation_rule(rule, fmt)))
+                else:
+                    thresholds.append(rule)
+                continue
+            outputs = backend.convert_rule(rule, fmt)
+        except (SigmaError, NotImplementedError) as exc:
+            raise ConvertError(f"{_where(rule)}: {exc}") from None
+        if outputs:
+            results.append(Converted(rule, outputs))
+    results.extend(Converted(rule, [threshold_rule(rule, index)], threshold=True) for rule in thresholds)
+    return Conversion(target, fmt, backend, results)
+
+
+def threshold_rule(correlation: SigmaCorrelationRule, index: Sequence[str] = DEFAULT_INDEX) -> dict[str, Any]:
+    """A Kibana threshold detection rule (import NDJSON shape) for an event_count correlation.
+
+    Kibana counts over each run's look-back: the rule looks back ``timespan`` and runs every half
+    ``timespan``, so a burst within half the window always falls whole into one run (one run per
+    full window would split a burst across two runs, each under the threshold).
+    """
+    if correlation.type != SigmaCorrelationType.EVENT_COUNT or len(correlation.rules) != 1:
+        raise ConvertError(f"{_where(correlation)}: only an event_count correlation over one rule becomes a threshold rule")
+    condition = correlation.condition
+    if condition.op not in (SigmaCorrelationConditionOperator.GTE, SigmaCorrelationConditionOperator.GT):
+        raise ConvertError(f"{_where(correlation)}: a threshold rule needs a gte or gt condition")
+    base = correlation.rules[0].rule
+    assert isinstance(base, SigmaRule)
+    backend = _backend("lucene", index)
+    try:
+        query = backend.convert_rule(_fresh(base), "default")[0]
+    except SigmaError as exc:
+        raise ConvertError(f"{_where(base)}: {exc}") from None
+    names = field_names("elasticsearch")
+    seconds = correlation.timespan.seconds
+    level = (correlation.level or base.level).name  # type: ignore[union-attr]
+    rule = backend.finalize_query_siem_rule_ndjson(correlation, query, 0, None)  # type: ignore[arg-type]
+    rule.update(
+        type="threshold",
+        threshold={
+            "field": [names.get(name, name) for name in correlation.group_by or []],
+            "value": condition.count + (1 if condition.op == SigmaCorrelationConditionOperator.GT else 0),
+            "cardinality": [],
+        },
+        interval=f"{max(60, seconds // 2)}s",
+        **{"from": f"now-{seconds}s"},
+        severity=level.lower(),
+        risk_score=backend.severity_risk_mapping[level],
+    )
+    return rule
+
+
+def _fresh(rule: SigmaRule) -> SigmaRule:
+    # The backend's pipeline rewrites a rule in place; the base rule is converted again here.
+    return SigmaRule.from_dict(rule.to_dict())
+
+
+def render(conversion: Conversion) -> str:
+    """The text the command prints: the backend's own output format, threshold rules as NDJSON lines."""
+    results = conversion.results
+    finalized = conversion.backend.finalize([out for r in results if not r.threshold for out in r.outputs], conversion.output_format)
+    lines = _lines(finalized)
+    lines += [orjson.dumps(out, option=orjson.OPT_SORT_KEYS).decode() for r in results if r.threshold for out in r.outputs]
+    return "\n".join(lines) + "\n"
+
+
+def _lines(output: Any) -> list[str]:
+    if isinstance(output, str):
+        return [output.rstrip("\n")]
+    if isinstance(output, dict):
+        return [orjson.dumps(output, option=orjson.OPT_SORT_KEYS).decode()]
+    if isinstance(output, list):
+        return [line for item in output for line in _lines(item)]
+    return [str(output)]

@@ -1,0 +1,252 @@
+"""S3 notifications on SQS: long polling, concurrent objects, delete only after delivery.
+
+A message is deleted once every object it names has been delivered to every sink or
+dead-lettered by name; held-back records are in the state store by then, so they need
+nothing from the message. Decisions per outcome:
+
+* delivered / dead-lettered (unreadable, 404) / test event: deleted;
+* unknown body: logged with the message id and left alone, so the queue's redrive policy
+  moves it to the dead-letter queue after maxReceiveCount;
+* a sink or S3 failing: the message comes back after ``retry_delay_seconds``;
+* ``SinkFatal``: nothing more is deleted and the daemon stops.
+
+The receive runs in its own (daemon) thread so that a signal is answered at once, not after
+a 20-second long poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from forwarder import aws
+from forwarder.config import SqsSource as SqsConfig
+from forwarder.metrics import Health, Metrics
+from forwarder.pipeline import Pipeline
+from forwarder.sinks.base import SinkError, SinkFatal
+from forwarder.sources.notifications import UnknownShape, parse
+from forwarder.sources.objects import ObjectHandler
+
+log = logging.getLogger("forwarder.sqs")
+
+_T = TypeVar("_T")
+_STEP_SECONDS = 0.5
+_RECEIVE_ERROR_PAUSE = 5.0
+
+
+@dataclass(slots=True)
+class _Message:
+    id: str
+    receipt: str
+    body: str
+    visible_until: float
+
+
+def _in_background(call: Callable[[], _T]) -> Future[_T]:
+    """Run ``call`` in a daemon thread: an abandoned long poll must not hold up the exit."""
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting loop
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="sqs-receive", daemon=True).start()
+    return future
+
+
+class SqsSource:
+    label = "sqs"
+
+    def __init__(self, config: SqsConfig, pipeline: Pipeline, metrics: Metrics, health: Health) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.health = health
+        self.sqs = aws.client("sqs", config.region, config.endpoint_url, pool=config.concurrency + 2)
+        s3 = aws.client("s3", config.region, config.endpoint_url, pool=config.concurrency + 2)
+        self.objects = ObjectHandler(s3, pipeline, metrics, self.label)
+        self._pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="sqs-object")
+        self._receiving: Future[list[dict[str, Any]]] | None = None
+        self._receive_after = 0.0
+        self._inflight: dict[Future[None], _Message] = {}
+        self._delete: list[_Message] = []
+        self.fatal: SinkFatal | None = None
+
+    # -- the loop's interface -----------------------------------------------------------------
+
+    def step(self) -> int:
+        """One turn (at most about half a second): receive, collect finished messages, delete.
+        Returns how many messages arrived."""
+        if self._receiving is None and self.fatal is None and time.monotonic() >= self._receive_after:
+            room = 2 * self.config.concurrency - len(self._inflight)
+            if room > 0:
+                count = min(self.config.max_messages, room)
+                self._receiving = _in_background(lambda: self._receive(count))
+        waiting: list[Future[Any]] = list(self._inflight)
+        if self._receiving is not None:
+            waiting.append(self._receiving)
+        if waiting:
+            wait(waiting, timeout=_STEP_SECONDS, return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(min(_STEP_SECONDS, max(0.0, self._receive_after - time.monotonic())))
+        arrived = self._take_received()
+        self._collect()
+        self._heartbeat()
+        self._flush_deletes()
+        if self.fatal is not None:
+            raise self.fatal
+        return arrived
+
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    def drain(self, timeout: float) -> None:
+        """Stop receiving, finish what is in flight within ``timeout``, hand the rest back."""
+        if self._receiving is not None:
+            receiving, self._receiving = self._receiving, None
+            # A long poll still open may yet return messages: make them visible again at once.
+            receiving.add_done_callback(lambda done: self._release(_messages(done)))
+        for future, message in list(self._inflight.items()):
+            if future.cancel():
+                del self._inflight[future]
+                self._release([message])
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            wait(list(self._inflight), timeout=min(_STEP_SECONDS, deadline - time.monotonic()))
+            self._collect()
+            self._heartbeat()
+            self._flush_deletes()
+        for message in self._inflight.values():
+            log.warning("message still in work at shutdown: it comes back after its visibility timeout",
+                        extra={"message_id": message.id})
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- receiving ---------------------------------------------------------------------------------
+
+    def _receive(self, count: int) -> list[dict[str, Any]]:
+        answer = self.sqs.receive_message(
+            QueueUrl=self.config.queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=self.config.wait_time_seconds,
+            VisibilityTimeout=self.config.visibility_timeout_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return answer.get("Messages", [])
+
+    def _take_received(self) -> int:
+        if self._receiving is None or not self._receiving.done():
+            return 0
+        receiving, self._receiving = self._receiving, None
+        try:
+            messages = receiving.result()
+        except Exception as exc:  # noqa: BLE001 - any AWS or network failure: log, pause, retry
+            log.error("cannot receive from the queue", extra={"queue": self.config.queue_url, "reason": str(exc)})
+            self.metrics.errors.labels("sqs_receive").inc()
+            self._receive_after = time.monotonic() + _RECEIVE_ERROR_PAUSE
+            return 0
+        self.health.receive()
+        self.metrics.last_receive.set_to_current_time()
+        until = time.monotonic() + self.config.visibility_timeout_seconds
+        for raw in messages:
+            message = _Message(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body", ""), until)
+            self._inflight[self._pool.submit(self._work, message)] = message
+        return len(messages)
+
+    # -- one message ---------------------------------------------------------------------------------
+
+    def _work(self, message: _Message) -> None:
+        notification = parse(message.body)
+        if notification.ignored:
+            log.info("message acknowledged without reading", extra={"message_id": message.id, "reason": notification.ignored})
+            return
+        for bucket, key in notification.objects:
+            self.objects.handle(bucket, key)
+        if notification.records:
+            self.objects.handle_records(f"sqs:{message.id}", notification.records)
+
+    def _collect(self) -> None:
+        for future in [f for f in self._inflight if f.done()]:
+            message = self._inflight.pop(future)
+            try:
+                future.result()
+            except UnknownShape as exc:
+                log.warning("message of unknown shape left for the queue's redrive policy",
+                            extra={"message_id": message.id, "reason": str(exc)})
+                self.metrics.messages.labels("unknown").inc()
+                self.metrics.errors.labels("unknown_message").inc()
+                continue
+            except SinkFatal as exc:
+                self.fatal = self.fatal or exc
+                self.metrics.errors.labels("sink_fatal").inc()
+                continue
+            except SinkError as exc:
+                self._retry_later(message, "sink_error", str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - S3 refusing or unreachable, or a defect: retry
+                log.exception("message not handled", extra={"message_id": message.id, "reason": str(exc)})
+                self._retry_later(message, "object_fetch", str(exc))
+                continue
+            self._delete.append(message)
+
+    def _retry_later(self, message: _Message, kind: str, reason: str) -> None:
+        log.error("message not delivered: it comes back later", extra={
+            "message_id": message.id, "reason": reason, "retry_in_seconds": self.config.retry_delay_seconds})
+        self.metrics.errors.labels(kind).inc()
+        self.metrics.messages.labels("retry").inc()
+        self._change_visibility([message], self.config.retry_delay_seconds)
+
+    # -- acknowledgement and visibility ------------------------------------------------------------
+
+    def _flush_deletes(self) -> None:
+        if self.fatal is not None:
+            self._delete.clear()  # stop short: a restart re-reads these, duplicates by eventID at worst
+            return
+        while self._delete:
+            chunk, self._delete = self._delete[:10], self._delete[10:]
+            self._batch("delete_message_batch", chunk, {})
+            self.metrics.messages.labels("deleted").inc(len(chunk))
+
+    def _heartbeat(self) -> None:
+        # Extend a message whose visibility is half used up, so a large object is not handed
+        # to another consumer while it is still in work.
+        timeout = self.config.visibility_timeout_seconds
+        now = time.monotonic()
+        due = [m for f, m in self._inflight.items() if not f.done() and m.visible_until - now < timeout / 2]
+        if due:
+            self._change_visibility(due, timeout)
+            for message in due:
+                message.visible_until = now + timeout
+
+    def _release(self, messages: list[_Message]) -> None:
+        if messages:
+            self._change_visibility(messages, 0)
+
+    def _change_visibility(self, messages: list[_Message], seconds: int) -> None:
+        for start in range(0, len(messages), 10):
+            self._batch("change_message_visibility_batch", messages[start:start + 10], {"VisibilityTimeout": seconds})
+
+    def _batch(self, operation: str, messages: list[_Message], extra: dict[str, Any]) -> None:
+        entries = [{"Id": str(n), "ReceiptHandle": m.receipt, **extra} for n, m in enumerate(messages)]
+        try:
+            answer = getattr(self.sqs, operation)(QueueUrl=self.config.queue_url, Entries=entries)
+        except Exception as exc:  # noqa: BLE001 - the message comes back: a duplicate, never a loss
+            log.error(f"{operation} failed", extra={"queue": self.config.queue_url, "reason": str(exc)})
+            self.metrics.errors.labels("sqs_acknowledge").inc()
+            return
+        for failed in answer.get("Failed", []):
+            log.error(f"{operation} failed for a message", extra={
+                "message_id": messages[int(failed["Id"])].id, "reason": failed.get("Message", failed.get("Code"))})
+            self.metrics.errors.labels("sqs_acknowledge").inc()
+
+
+def _messages(done: Future[list[dict[str, Any]]]) -> list[_Message]:
+    if done.cancelled() or done.exception() is not None:
+        return []
+    return [_Message(m["MessageId"], m["ReceiptHandle"], "", 0.0) for m in done.result()]

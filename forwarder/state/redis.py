@@ -1,0 +1,158 @@
+"""The shared state store: Redis, for several forwarder processes on one queue.
+
+Layout under ``key_prefix`` (p):
+
+* ``p kv:<kind>`` hash key -> value, with ``p exp:<kind>`` a sorted set of key by expiry
+  (event time, so not Redis TTLs, which run on the wall clock);
+* ``p held:<id>`` a hash per held record, indexed by ``p wait:<wait_on>`` (set),
+  ``p due:<account>`` (sorted set by deadline) and ``p held:all`` (set);
+* ``p claim:<id>`` the claim on a held record: ``SET NX PX`` with this process's token, so
+  one process delivers it; a process that dies loses its claims when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import redis
+
+from forwarder.config import ConfigError, RedisState
+from forwarder.state.base import Held
+
+_EXPIRE = """
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+for i = 1, #keys, 500 do
+  local chunk = {unpack(keys, i, math.min(i + 499, #keys))}
+  redis.call('HDEL', KEYS[2], unpack(chunk))
+  redis.call('ZREM', KEYS[1], unpack(chunk))
+end
+return #keys
+"""
+
+_UNCLAIM = """
+local n = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then n = n + redis.call('DEL', key) end
+end
+return n
+"""
+
+
+class RedisStore:
+    def __init__(self, config: RedisState) -> None:
+        password = config.password.get() if config.password else None
+        self._redis = redis.Redis.from_url(config.url, password=password, health_check_interval=30)
+        try:
+            self._redis.ping()
+        except redis.RedisError as exc:
+            raise ConfigError(f"state: cannot reach Redis at {_safe(config.url)}: {exc}") from None
+        self._p = config.key_prefix
+        self._lease_ms = config.claim_lease_seconds * 1000
+        self._token = uuid.uuid4().hex.encode()
+        self._expire = self._redis.register_script(_EXPIRE)
+        self._unclaim = self._redis.register_script(_UNCLAIM)
+
+    # -- values -------------------------------------------------------------------------------
+
+    def get(self, kind: str, key: str) -> bytes | None:
+        return self._redis.hget(f"{self._p}kv:{kind}", key)
+
+    def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{self._p}kv:{kind}", key, value)
+            if expires_at is None:
+                pipe.zrem(f"{self._p}exp:{kind}", key)
+            else:
+                pipe.zadd(f"{self._p}exp:{kind}", {key: expires_at})
+            pipe.execute()
+
+    def expire(self, kind: str, before: float) -> int:
+        return int(self._expire(keys=[f"{self._p}exp:{kind}", f"{self._p}kv:{kind}"], args=[repr(before)]))
+
+    def count(self, kind: str) -> int:
+        return int(self._redis.hlen(f"{self._p}kv:{kind}"))
+
+    # -- held records -----------------------------------------------------------------------------
+
+    def hold(self, held: Held) -> None:
+        number = self._redis.incr(f"{self._p}held:seq")
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{self._p}held:{number}", mapping={
+                "wait_on": held.wait_on, "account": held.account, "source": held.source, "record": held.record,
+                "deadline": "" if held.deadline is None else repr(held.deadline),
+            })
+            pipe.sadd(f"{self._p}wait:{held.wait_on}", number)
+            if held.deadline is not None:
+                pipe.zadd(f"{self._p}due:{held.account}", {number: held.deadline})
+            pipe.sadd(f"{self._p}held:all", number)
+            pipe.execute()
+
+    def release(self, wait_on: str) -> list[Held]:
+        return self._claim(self._redis.smembers(f"{self._p}wait:{wait_on}"))
+
+    def release_due(self, account: str, stream_time: float) -> list[Held]:
+        return self._claim(self._redis.zrangebyscore(f"{self._p}due:{account}", "-inf", f"({stream_time!r}"))
+
+    def release_all(self) -> list[Held]:
+        return self._claim(self._redis.smembers(f"{self._p}held:all"))
+
+    def _claim(self, ids: Iterable[bytes]) -> list[Held]:
+        numbers = sorted(int(i) for i in ids)
+        if not numbers:
+            return []
+        with self._redis.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.set(f"{self._p}claim:{number}", self._token, nx=True, px=self._lease_ms)
+            won = [number for number, ok in zip(numbers, pipe.execute(), strict=True) if ok]
+        with self._redis.pipeline(transaction=False) as pipe:
+            for number in won:
+                pipe.hgetall(f"{self._p}held:{number}")
+            rows = pipe.execute()
+        claimed: list[Held] = []
+        gone: list[str] = []
+        for number, row in zip(won, rows, strict=True):
+            if not row:  # delivered and forgotten by another process in the meantime
+                gone.append(str(number))
+                continue
+            deadline = row[b"deadline"].decode()
+            claimed.append(Held(row[b"wait_on"].decode(), row[b"account"].decode(),
+                                float(deadline) if deadline else None, row[b"source"].decode(),
+                                row[b"record"], str(number)))
+        self.unclaim(gone)
+        return claimed
+
+    def done(self, ids: Iterable[str]) -> None:
+        numbers = list(ids)
+        if not numbers:
+            return
+        with self._redis.pipeline(transaction=False) as pipe:
+            for number in numbers:
+                pipe.hmget(f"{self._p}held:{number}", ["wait_on", "account"])
+            where = pipe.execute()
+        with self._redis.pipeline(transaction=True) as pipe:
+            for number, (wait_on, account) in zip(numbers, where, strict=True):
+                pipe.delete(f"{self._p}held:{number}", f"{self._p}claim:{number}")
+                pipe.srem(f"{self._p}held:all", number)
+                if wait_on is not None:
+                    pipe.srem(f"{self._p}wait:{wait_on.decode()}", number)
+                if account is not None:
+                    pipe.zrem(f"{self._p}due:{account.decode()}", number)
+            pipe.execute()
+
+    def unclaim(self, ids: Iterable[str]) -> None:
+        keys = [f"{self._p}claim:{number}" for number in ids]
+        if keys:
+            self._unclaim(keys=keys, args=[self._token])
+
+    def held_count(self) -> int:
+        return int(self._redis.scard(f"{self._p}held:all"))
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without a password written into it."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if "@" in rest else url

@@ -1,0 +1,122 @@
+"""The forwarder as its own process: bad input, SIGKILL mid-batch, SIGTERM, a fatal sink."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import time
+import urllib.request
+from collections import Counter
+from datetime import timedelta
+
+import orjson
+import pytest
+from aws_world import World, json_logs, log_key, when
+from cloudtrail import assume, user
+from conftest import free_port
+
+ROLE = "arn:aws:iam::111111111111:role/Ops"
+
+
+def _log(world: World, stamp: str, count: int) -> tuple[str, list[str]]:
+    start = when(f"2026-03-31T{stamp[:2]}:{stamp[2:]}:00Z")
+    records = [assume(user("111111111111", "alice"), ROLE, start + timedelta(milliseconds=i)) for i in range(count)]
+    return world.put_log(log_key("111111111111", "2026/03/31", stamp), records), [r["eventID"] for r in records]
+
+
+def test_bad_objects_and_bodies_are_named_and_everything_else_flows(world: World) -> None:
+    good, ids = _log(world, "0700", 3)
+    truncated = world.put_raw(log_key("111111111111", "2026/03/31", "0705"),
+                              gzip.compress(orjson.dumps({"Records": [{"eventID": "x"}] * 50}))[:-30])
+    not_json = world.put_raw(log_key("111111111111", "2026/03/31", "0710"), gzip.compress(b"<html>Access Denied</html>"))
+    missing = log_key("111111111111", "2026/03/31", "0715")
+    for key in (good, truncated, not_json, missing):
+        world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+    unknown = world.send({"hello": "not a notification"})
+
+    run = world.spawn("run", "--config", str(world.config()), "--exit-when-idle", "3")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0, stderr.decode()
+
+    assert sorted(world.event_ids()) == sorted(ids)
+    dead = {entry["source"]: entry["reason"] for entry in world.dead_objects()}
+    assert set(dead) == {f"s3://{world.bucket}/{key}" for key in (truncated, not_json, missing)}
+    assert "truncated" in dead[f"s3://{world.bucket}/{truncated}"]
+    assert "not JSON" in dead[f"s3://{world.bucket}/{not_json}"]
+    assert "NoSuchKey" in dead[f"s3://{world.bucket}/{missing}"]
+    logs = json_logs(stderr)
+    named = {entry.get("object") for entry in logs if entry["message"] == "object dead-lettered"}
+    assert named == set(dead)
+    assert any(entry.get("message_id") == unknown and entry["level"] == "WARNING" for entry in logs)
+    # The unknown body is left for the redrive policy; the four others are acknowledged.
+    assert world.queue_depth() == 1
+
+
+def test_sigkill_mid_batch_then_restart_loses_nothing(world: World) -> None:
+    expected: list[str] = []
+    for n in range(40):
+        key, ids = _log(world, f"{n // 60 + 7:02d}{n % 60:02d}", 250)
+        expected.extend(ids)
+        world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+    config = world.config()
+
+    first = world.spawn("run", "--config", str(config))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not world.output.exists() or world.output.stat().st_size < 200_000):
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    partial = len(world.event_ids())
+    assert 0 < partial < len(expected), "the kill must land mid-batch"
+
+    # Messages in work at the kill come back after their 5 s visibility timeout.
+    second = world.spawn("run", "--config", str(config), "--exit-when-idle", "8")
+    _, stderr = second.communicate(timeout=120)
+    assert second.returncode == 0, stderr.decode()
+    delivered = Counter(world.event_ids())
+    assert set(delivered) == set(expected)  # none lost, nothing foreign
+    assert world.queue_depth() == 0
+
+
+def test_sigterm_exits_0_promptly_and_serves_health_and_metrics(world: World) -> None:
+    key, ids = _log(world, "0700", 5)
+    world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+    port = free_port()
+    config = world.config(
+        source={"type": "sqs", "queue_url": world.queue_url, "wait_time_seconds": 20, "visibility_timeout_seconds": 30},
+        metrics={"listen": f"127.0.0.1:{port}"},
+    )
+    run = world.spawn("run", "--config", str(config))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(world.event_ids()) < len(ids):
+        time.sleep(0.05)
+    assert sorted(world.event_ids()) == sorted(ids)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+        assert answer.status == 200
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'forwarder_records_in_total{source="sqs"} 5.0' in metrics
+    assert 'forwarder_records_out_total{sink="ndjson"} 5.0' in metrics
+    assert "forwarder_delivery_lag_seconds_count" in metrics
+    # A 20-second long poll is open now: the signal must not wait for it.
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=10)
+    assert run.returncode == 0, stderr.decode()
+    assert any(entry["message"].startswith("signal received") for entry in json_logs(stderr))
+
+
+def test_a_fatal_sink_stops_the_forwarder_and_deletes_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from servers.hec_server import HecServer, Token
+
+    key, _ = _log(world, "0700", 5)
+    world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+    with HecServer([Token("the-right-token")]) as hec:
+        config = world.config(sinks=[{"type": "splunk_hec", "url": hec.url, "token": {"env": "TEST_HEC_TOKEN"},
+                                      "max_retries": 0}])
+        monkeypatch.setenv("TEST_HEC_TOKEN", "a-wrong-token")
+        run = world.spawn("run", "--config", str(config), "--exit-when-idle", "10")
+        _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 3
+    fatal = [entry for entry in json_logs(stderr) if entry["level"] == "ERROR" and entry["message"].startswith("stopping")]
+    assert fatal and "refused the token" in fatal[0]["message"]
+    assert "a-wrong-token" not in stderr.decode()
+    assert world.queue_depth() == 1

@@ -1,0 +1,55 @@
+"""S3 polling resumes from its checkpoint; backfill reads exactly a date range, resumably."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aws_world import World, log_key, when
+from cloudtrail import assume, user
+
+from forwarder.cli import main
+
+ROLE = "arn:aws:iam::111111111111:role/Ops"
+
+
+def _put(world: World, account: str, day: str, stamp: str, org: str | None = None) -> list[str]:
+    at = when(f"{day.replace('/', '-')}T{stamp[:2]}:{stamp[2:]}:00Z")
+    records = [assume(user(account, "alice"), f"arn:aws:iam::{account}:role/Ops", at + timedelta(seconds=i)) for i in range(3)]
+    world.put_log(log_key(account, day, stamp, org=org), records)
+    return [r["eventID"] for r in records]
+
+
+def _poll_source(world: World) -> dict[str, object]:
+    return {"type": "s3", "bucket": world.bucket, "poll_interval_seconds": 1, "start_days_back": 1}
+
+
+def test_polling_resumes_from_its_checkpoint_after_a_restart(world: World) -> None:
+    today = datetime.now(UTC).strftime("%Y/%m/%d")
+    long_ago = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y/%m/%d")
+    _put(world, "111111111111", long_ago, "0100")  # before the first start: backfill's, not polling's
+    first = _put(world, "111111111111", today, "0000") + _put(world, "222222222222", today, "0005", org="o-abcdefghij")
+    config = world.config(source=_poll_source(world))
+    assert world.run(config) == 0
+    assert sorted(world.event_ids()) == sorted(first)
+
+    second = _put(world, "111111111111", today, "0010") + _put(world, "222222222222", today, "0015", org="o-abcdefghij")
+    assert world.run(config) == 0
+    assert sorted(world.event_ids()) == sorted(first + second)  # each once: nothing read twice
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_backfill_reads_exactly_the_range(world: World, resume: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    _put(world, "111111111111", "2026/03/29", "2355")
+    inside = _put(world, "111111111111", "2026/03/30", "0000") + _put(world, "111111111111", "2026/03/31", "2355")
+    inside += _put(world, "333333333333", "2026/03/31", "1200", org="o-abcdefghij")
+    _put(world, "111111111111", "2026/04/01", "0000")
+    config = str(world.config(source=_poll_source(world)))
+    arguments = ["backfill", "--config", config, "--from", "2026-03-30", "--to", "2026-03-31", "--no-progress"]
+    if resume:
+        assert main(arguments) == 0
+    capsys.readouterr()
+    assert main(arguments) == 0
+    assert sorted(world.event_ids()) == sorted(inside)
+    summary = capsys.readouterr().err
+    assert ("3 objects read (0 done before)" if not resume else "0 objects read (3 done before)") in summary

@@ -1,0 +1,89 @@
+"""The Kubernetes manifests: kubernetes-validate (bundled schemas, strict), and what the
+Deployment must say about probes, security and state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import DEPLOY, tool
+from dockerfile import last
+
+from forwarder.config import RedisState, SecretRef, parse_config
+
+K8S = DEPLOY / "kubernetes"
+DOCKERFILE = DEPLOY / "container" / "Dockerfile"
+KUSTOMIZATION = K8S / "kustomization.yaml"
+
+
+def manifests() -> list[Path]:
+    return [K8S / name for name in yaml.safe_load(KUSTOMIZATION.read_text())["resources"]]
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((K8S / name).read_text())
+
+
+def validate(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("kubernetes-validate"), "--strict", *map(str, paths)], capture_output=True, text=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    on_disk = {path for path in K8S.glob("*.yaml") if path != KUSTOMIZATION}
+    assert set(manifests()) == on_disk
+
+
+def test_manifests_pass_kubernetes_validate() -> None:
+    result = validate(*manifests())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" passed for resource ") == len(manifests()), result.stdout
+
+
+def test_kubernetes_validate_rejects_a_wrong_field(tmp_path: Path) -> None:
+    broken = tmp_path / "deployment.yaml"
+    broken.write_text((K8S / "deployment.yaml").read_text().replace("readOnlyRootFilesystem", "readOnlyRootFileSystem"))
+    assert validate(broken).returncode != 0
+
+
+def test_deployment_is_probed_non_root_and_read_only() -> None:
+    pod = load("deployment.yaml")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert {"requests", "limits"} <= container["resources"].keys()
+    assert container["args"] == json.loads(last(DOCKERFILE, "CMD"))
+    mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    assert "/var/lib/forwarder" in mounts
+    assert pod["serviceAccountName"] == load("serviceaccount.yaml")["metadata"]["name"]
+    assert "eks.amazonaws.com/role-arn" in load("serviceaccount.yaml")["metadata"]["annotations"]
+
+
+def test_service_names_the_metrics_port() -> None:
+    (port,) = load("service.yaml")["spec"]["ports"]
+    assert port["name"] == "metrics" and port["targetPort"] == "metrics"
+
+
+def test_configmap_holds_a_valid_configuration_using_the_mounts() -> None:
+    config = parse_config(yaml.safe_load(load("configmap.yaml")["data"]["config.yaml"]), "configmap.yaml")
+    pod = load("deployment.yaml")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    secret_keys = set(load("secret.yaml")["stringData"])
+    for sink in config.sinks:
+        for value in vars(sink).values():
+            if isinstance(value, SecretRef):
+                assert value.file is not None and str(value.file.parent) == mounts["secrets"]
+                assert value.file.name in secret_keys
+    assert config.metrics.listen == "0.0.0.0:9108"
+    # One replica with SQLite; scale-out needs Redis shared by every replica.
+    replicas = load("deployment.yaml")["spec"]["replicas"]
+    assert replicas == 1 or isinstance(config.state, RedisState)
+    if not isinstance(config.state, RedisState):
+        assert str(config.state.path).startswith(mounts["state"])

@@ -1,0 +1,108 @@
+"""Fixtures for the Sigma rule kit: generated rules, enriched scenarios, the Elasticsearch node.
+
+The node comes from tests/servers/elasticsearch-node through the Elasticsearch tests' own helper
+module (tests/elasticsearch/es_node.py: start/stop and per-test namespaces), imported from its
+directory so that nothing is copied.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from forwarder.config import Config, load_config
+from forwarder.document import Document
+from forwarder.rules.generate import generate, write
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "forwarder" / "samples" / "demo"
+DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
+sys.path.insert(0, str(REPO / "tests" / "elasticsearch"))
+
+from es_node import NODE_SCRIPT, Namespace, node  # noqa: E402
+
+from scenario import SCENARIO_CONFIG, scenario_objects  # noqa: E402
+
+
+def demo_objects() -> list[list[dict[str, Any]]]:
+    objects = []
+    for path in sorted(DEMO.rglob("*.json.gz")):
+        if "CloudTrail-Digest" in path.parts:
+            continue
+        objects.append(orjson.loads(gzip.decompress(path.read_bytes()))["Records"])
+    return objects
+
+
+def enrich(objects: list[list[dict[str, Any]]], config: Config) -> list[Document]:
+    from cloudtrail import enrich_objects
+
+    return enrich_objects(objects, config).documents
+
+
+@pytest.fixture(scope="session")
+def demo_config() -> Config:
+    return load_config(DEMO_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def demo_rules(tmp_path_factory: pytest.TempPathFactory, demo_config: Config) -> Path:
+    out = tmp_path_factory.mktemp("demo-rules")
+    write(generate(demo_config), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def scenario_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scenario-rules")
+    write(generate(SCENARIO_CONFIG), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_docs(demo_config: Config) -> list[Document]:
+    return enrich(demo_objects(), demo_config)
+
+
+@pytest.fixture(scope="session")
+def scenario() -> tuple[list[Document], dict[str, set[str]]]:
+    objects, expected = scenario_objects()
+    return enrich(objects, SCENARIO_CONFIG), expected
+
+
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    if os.environ.get("ES_URL"):
+        yield os.environ["ES_URL"]
+        return
+    was_running = subprocess.run([str(NODE_SCRIPT), "url"], capture_output=True).returncode == 0
+    url = node("start")
+    yield url
+    if not was_running:
+        node("stop")
+
+
+@pytest.fixture(scope="module")
+def indexed(es_url: str, demo_docs: list[Document], scenario: tuple[list[Document], dict[str, set[str]]]) -> Iterator[dict[str, Namespace]]:
+    """The demo story and the scenario, each in its own namespace on the node, through the real sink."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(es_url, request_timeout=60)
+    spaces = {}
+    for name, docs in (("demo", demo_docs), ("scenario", scenario[0])):
+        space = Namespace(es_url, client)
+        delivery = space.sink().send(docs)
+        assert not delivery.rejected, delivery.rejected
+        space.refresh()
+        spaces[name] = space
+    yield spaces
+    for space in spaces.values():
+        space.cleanup()
+    client.close()
