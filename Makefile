@@ -24,6 +24,7 @@ system-packages:
 	@tests/servers/install-system-packages
 
 test: $(STAMP) system-packages
+	$(BIN)/ruff check forwarder tests benchmarks
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)

@@ -46,7 +46,7 @@ def build(copies: int, target: Path) -> int:
         for number, path in enumerate(originals):
             body = path.read_bytes()
             keys = {k: f"ASIA{copy:06d}{abs(hash(k)) % 10**8:08d}"[:20].encode() for k in set(KEY.findall(body))}
-            body = KEY.sub(lambda m: b'"' + keys[m.group(1)] + b'"', body)
+            body = KEY.sub(lambda m, keys=keys: b'"' + keys[m.group(1)] + b'"', body)
             records = json.loads(body)["Records"]
             for record in records:
                 record["eventID"] = str(uuid.uuid4())

@@ -8,29 +8,15 @@ afterwards, so tests neither see nor disturb each other's data.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
-from es_node import NODE_SCRIPT, Namespace, node, public_records
+from es_node import Namespace, es_url, public_records
 
 from forwarder.config import Config
 from forwarder.document import Document
-
-@pytest.fixture(scope="session")
-def es_url() -> Iterator[str]:
-    if os.environ.get("ES_URL"):
-        yield os.environ["ES_URL"]
-        return
-    was_running = subprocess.run([str(NODE_SCRIPT), "url"], capture_output=True).returncode == 0
-    url = node("start")
-    yield url
-    if not was_running:
-        node("stop")
-
 
 @pytest.fixture(scope="session")
 def es(es_url: str) -> Iterator[Elasticsearch]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,19 @@ from forwarder.sinks.es_setup import setup_elasticsearch
 REPO = Path(__file__).resolve().parents[2]
 NODE_SCRIPT = REPO / "tests" / "servers" / "elasticsearch-node"
 SHARED_DATA = REPO / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    """The node's URL for the session: ES_URL, or the test node (stopped at the end if started here)."""
+    if os.environ.get("ES_URL"):
+        yield os.environ["ES_URL"]
+        return
+    was_running = subprocess.run([str(NODE_SCRIPT), "url"], capture_output=True).returncode == 0
+    url = node("start")
+    yield url
+    if not was_running:
+        node("stop")
 
 
 def node(command: str) -> str:

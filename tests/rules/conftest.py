@@ -8,8 +8,6 @@ directory so that nothing is copied.
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ DEMO = REPO / "forwarder" / "samples" / "demo"
 DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 sys.path.insert(0, str(REPO / "tests" / "elasticsearch"))
 
-from es_node import NODE_SCRIPT, Namespace, node  # noqa: E402
+from es_node import Namespace, es_url  # noqa: E402
 
 from scenario import SCENARIO_CONFIG, scenario_objects  # noqa: E402
 
@@ -75,18 +73,6 @@ def demo_docs(demo_config: Config) -> list[Document]:
 def scenario() -> tuple[list[Document], dict[str, set[str]]]:
     objects, expected = scenario_objects()
     return enrich(objects, SCENARIO_CONFIG), expected
-
-
-@pytest.fixture(scope="session")
-def es_url() -> Iterator[str]:
-    if os.environ.get("ES_URL"):
-        yield os.environ["ES_URL"]
-        return
-    was_running = subprocess.run([str(NODE_SCRIPT), "url"], capture_output=True).returncode == 0
-    url = node("start")
-    yield url
-    if not was_running:
-        node("stop")
 
 
 @pytest.fixture(scope="module")
