@@ -135,6 +135,9 @@ class ChainsConfig(_Model):
     session_margin_seconds: int = Field(3600, ge=0)
     # How long eventIDs are remembered to drop CloudTrail's duplicate deliveries.
     dedup_window_seconds: int = Field(3600, ge=0)
+    # How far one account's trail may run behind the most advanced one before the sessions it
+    # would need are forgotten (a backfill reading a day of every account at a time needs a day).
+    account_lag_seconds: int = Field(86400, ge=0)
 
 
 class FilesSource(_Model):

@@ -11,6 +11,7 @@ from forwarder.enrich.identity import SESSION, THIN, Caller
 from forwarder.state.base import StateStore
 
 MAX_HOPS = 64  # far beyond any real chain; stops a cycle in broken or crafted input
+MAX_SESSION_SECONDS = 12 * 3600  # the longest an STS session can last
 
 
 @dataclass(slots=True)
@@ -94,8 +95,7 @@ class Sessions:
         known = self.get(session.key)
         if known is not None and session.thin and not known.thin:
             return False
-        expires = session.expires_at + self._margin if session.expires_at is not None else None
-        self._store.put("session", session.key, orjson.dumps(asdict(session)), expires)
+        self._store.put("session", session.key, orjson.dumps(asdict(session)), self._expiry(session))
         self._cache[session.key] = session
         return True
 
@@ -107,13 +107,18 @@ class Sessions:
         return Caller(**orjson.loads(data)) if data is not None else None
 
     def forget_before(self, moment: float) -> int:
-        dropped = self._store.expire("session", moment - self._margin)
-        self._store.expire("caller", moment - self._margin)
-        if dropped:
-            self._cache = {
-                k: s for k, s in self._cache.items() if s.expires_at is None or s.expires_at >= moment - self._margin
-            }
+        """Forget the sessions (and cross-account callers) whose expiry, margin included, is
+        before ``moment``; return how many sessions went."""
+        dropped = self._store.expire("session", moment)
+        self._store.expire("caller", moment)
+        self._cache = {k: s for k, s in self._cache.items() if self._expiry(s) >= moment}
+        self._resolved = {k: c for k, c in self._resolved.items() if k in self._cache}
         return dropped
+
+    def _expiry(self, session: Session) -> float:
+        # Credentials whose expiration was not logged live at most 12 hours.
+        ends = session.expires_at if session.expires_at is not None else (session.created or 0.0) + MAX_SESSION_SECONDS
+        return ends + self._margin
 
     def chain_of_key(self, key: str, issuer_arn: str | None, created: float | None) -> Chain:
         """The chain behind calls made with ``key``; ``issuer_arn``/``created`` describe the

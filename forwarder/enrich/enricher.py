@@ -86,6 +86,7 @@ class Enricher:
         self._select = config.select
         self._window: float | None = None if batch else float(config.chains.hold_back_seconds)
         self._dedup_window = config.chains.dedup_window_seconds
+        self._account_lag = config.chains.account_lag_seconds
         self._seen: dict[str, dict[str, float]] = {}
         self._added = 0
         self._clock: dict[str, float] = {}
@@ -142,10 +143,11 @@ class Enricher:
         return batch
 
     def forget_expired(self) -> int:
-        """Drop sessions that expired before every account's stream reached them."""
+        """Drop the sessions that expired (margin included) before the most advanced account's
+        stream, less the lag allowed between accounts; a quiet account does not hold it back."""
         if not self._clock:
             return 0
-        return self.sessions.forget_before(min(self._clock.values()))
+        return self.sessions.forget_before(max(self._clock.values()) - self._account_lag)
 
     # -- one record ------------------------------------------------------------------------
 

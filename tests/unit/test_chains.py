@@ -3,6 +3,7 @@
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from cloudtrail import assume, call, enrich_objects, issued_key, session_identity, thin, user
@@ -136,3 +137,27 @@ def test_stream_clock_is_per_account() -> None:
     sink = enrich_objects([[child], [elsewhere], [parent]], DAEMON, batch=False)
     by_id = {d.event_id: d.assumerole["chain"]["resolved"] for d in sink.documents}
     assert by_id[child["eventID"]] is True
+
+
+def test_expired_sessions_are_forgotten_by_the_most_advanced_stream() -> None:
+    from forwarder.enrich import Enricher
+    from forwarder.state.sqlite import SqliteStore
+
+    config = parse_config({"chains": {"session_margin_seconds": 600, "account_lag_seconds": 3600}})
+    store = SqliteStore()
+    enricher = Enricher(config, store)
+    parent = assume(user(ORG, "alice"), DEVELOPER, T0, recipient=DEV)  # credentials for one hour
+    quiet = call(user(PROD, "ops"), T0, "DescribeInstances")  # an account that then falls silent
+    enricher.enrich_records("a", [orjson.dumps(parent), orjson.dumps(quiet)])
+
+    def stream_reaches(moment: datetime) -> None:
+        enricher.enrich_records("clock", [orjson.dumps(call(user(DEV, "ops"), moment, "DescribeInstances"))])
+        enricher.forget_expired()
+
+    stream_reaches(T0 + timedelta(hours=1, minutes=10) + timedelta(hours=1) - timedelta(minutes=1))
+    assert store.count("session") == 1  # expiry + margin + lag not yet passed
+    stream_reaches(T0 + timedelta(hours=1, minutes=10) + timedelta(hours=1, minutes=1))
+    assert store.count("session") == 0
+    late = call(session_identity(DEVELOPER, issued_key(parent), parent["eventTime"]), T0 + timedelta(minutes=30))
+    shipped = enricher.enrich_records("late", [orjson.dumps(late)]).documents
+    assert [d.assumerole["chain"]["resolved"] for d in shipped] == [False]  # its session is gone
