@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 
-@dataclass(slots=True)
 class Document:
     """One CloudTrail record plus its ``assumerole`` object (SCHEMA.md).
 
     ``record`` is the record exactly as AWS wrote it and is never mutated; ``raw`` holds its
     original bytes where the reader had them, so that serialising the document does not
-    re-encode the (large, variable) record at all.
+    re-encode the (large, variable) record at all. A record that ships without enrichment
+    (``select: all``) may be given as bytes only: it is parsed if a sink asks for it.
     """
 
-    record: dict[str, Any]
-    assumerole: dict[str, Any] | None
-    source: str
-    raw: bytes | None = None
+    __slots__ = ("_record", "assumerole", "source", "raw")
+
+    def __init__(
+        self, record: dict[str, Any] | None, assumerole: dict[str, Any] | None, source: str, raw: bytes | None = None
+    ) -> None:
+        if record is None and raw is None:
+            raise ValueError("a document needs its record or the record's bytes")
+        self._record = record
+        self.assumerole = assumerole
+        self.source = source
+        self.raw = raw
+
+    @property
+    def record(self) -> dict[str, Any]:
+        if self._record is None:
+            assert self.raw is not None
+            self._record = orjson.loads(self.raw)
+        return self._record
+
+    def __repr__(self) -> str:
+        return f"Document(source={self.source!r}, event_id={self.event_id!r})"
 
     @property
     def event_id(self) -> str | None:
@@ -54,4 +70,4 @@ class Document:
         # Pretty-printed input (tools' exports, documentation samples) would break one
         # document per line; an existing "assumerole" key would be duplicated.
         assert self.raw is not None
-        return bool(self.record) and b"\n" not in self.raw and "assumerole" not in self.record
+        return b"\n" not in self.raw and bool(self.record) and "assumerole" not in self.record

@@ -178,11 +178,11 @@ class Enricher:
         if self._duplicate(peek.eventID, account, moment, batch):
             batch.duplicates += 1
             return
-        record = _loads(raw)
-        if not isinstance(record, dict):  # unreachable for a valid peek, kept for safety of input
-            batch.errors.append(RecordError(source, index, f"record {index} is not an object", bytes(raw)))
+        if not (assume or session_call):
+            # Shipped as it is (select: all): its bytes suffice unless a sink wants the dict.
+            batch.documents.append(Document(None, None, source, bytes(raw)))
             return
-        self._enrich(source, record, bytes(raw), batch, hold=True)
+        self._enrich(source, _loads(raw), bytes(raw), batch, hold=True)
 
     def _full(self, source: str, record: dict[str, Any], raw: bytes, batch: Batch, note: str) -> None:
         identity = mapping(record.get("userIdentity"))
@@ -221,7 +221,10 @@ class Enricher:
         key = event_id
         if key in seen:
             return True
-        seen[key] = epoch(moment) or 0.0
+        # Remembered from the point the account's stream had reached (one shared float, no
+        # parse per record) until the stream is a window further on.
+        position = self._clock.get(account or "")
+        seen[key] = position if position is not None else (epoch(moment) or 0.0)
         batch.seen.append((account or "", key))
         self._added += 1
         if self._added >= _DEDUP_PRUNE_EVERY:

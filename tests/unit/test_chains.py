@@ -161,3 +161,21 @@ def test_expired_sessions_are_forgotten_by_the_most_advanced_stream() -> None:
     late = call(session_identity(DEVELOPER, issued_key(parent), parent["eventTime"]), T0 + timedelta(minutes=30))
     shipped = enricher.enrich_records("late", [orjson.dumps(late)]).documents
     assert [d.assumerole["chain"]["resolved"] for d in shipped] == [False]  # its session is gone
+
+
+def test_duplicate_filter_forgets_only_what_left_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from forwarder.enrich import Enricher, enricher
+    from forwarder.state.sqlite import SqliteStore
+
+    monkeypatch.setattr(enricher, "_DEDUP_PRUNE_EVERY", 2)
+    worker = Enricher(parse_config({"chains": {"dedup_window_seconds": 1800}}), SqliteStore())
+    identity = session_identity(DEVELOPER, "ASIAWINDOW0000000001", CREATED)
+    early, mid, recent, latest = (call(identity, T0 + timedelta(minutes=m)) for m in (-10, 8, 25, 30))
+    for record in (early, mid, recent, latest):  # one object each; the filter is pruned every second record
+        worker.enrich_records("first", [orjson.dumps(record)])
+    # An eventID is remembered for the window from where its account's stream stood when it was
+    # read (the first one: its own time). Pruned with the stream at 07:37: early and mid (read at
+    # 07:02) are forgotten, recent (read at 07:20) is not.
+    again = worker.enrich_records("again", [orjson.dumps(recent), orjson.dumps(early)])
+    assert again.duplicates == 1
+    assert [d.event_id for d in again.documents] == [early["eventID"]]
