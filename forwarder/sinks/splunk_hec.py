@@ -233,8 +233,21 @@ class HecSink:
             waiting[ack_id] = batch
         elif code in DATA_ERRORS:
             self._split(batch, code, answer, queue, rejected)
+        elif status == 413:
+            self._too_large(batch, answer, queue, rejected)
         else:
             raise self._failure(status, answer)
+
+    def _too_large(self, batch: _Batch, answer: dict[str, Any], queue: deque[_Batch], rejected: list[Rejected]) -> None:
+        """HEC's max_content_length (1 MB on older Splunk) is below batch_max_bytes: send halves."""
+        if len(batch.envelopes) > 1:
+            half = len(batch.envelopes) // 2
+            queue.extend((batch.part(0, half), batch.part(half)))
+            return
+        reason = (f"Splunk HEC refused the event as too large (HTTP 413: {answer.get('text', 'content too large')}); "
+                  "raise max_content_length in the HEC input's limits")
+        rejected.append(Rejected(batch.documents[0], reason))
+        log.error("Splunk HEC dead-letters 1 event: %s", reason)
 
     def _split(self, batch: _Batch, code: int, answer: dict[str, Any], queue: deque[_Batch],
                rejected: list[Rejected]) -> None:

@@ -153,6 +153,8 @@ class HecServer:
         self.ack_delay = 0.0
         self.unhealthy = False
         self.allow_query_string_auth = False
+        # Splunk's [http] max_content_length: a larger request body is refused with HTTP 413.
+        self.max_content_length: int | None = None
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.hec = self  # type: ignore[attr-defined]
@@ -433,6 +435,11 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         body = self._read_body()
         if body is None:
+            return
+        limit = self.hec.max_content_length
+        if limit is not None and len(body) > limit:
+            text = f"Content-Length of {len(body)} too large (maximum is {limit})"
+            self._reply(413, {"text": text, "code": 413}, path)
             return
         try:
             if path in HEALTH_PATHS and method == "GET":

@@ -235,6 +235,20 @@ def test_one_bad_event_is_dead_lettered_and_its_neighbours_delivered(
     assert all(stored[body] == (2 if ack and i < 7 else 1) for i, body in enumerate(good))
 
 
+def test_a_request_over_the_collectors_size_limit_is_split(
+        hec: HecServer, make_sink: Build, documents: list[Document]) -> None:
+    # An older Splunk refuses bodies over 1 MB (max_content_length) with HTTP 413.
+    sizes = sorted(len(d.to_json()) for d in documents[:40])
+    hec.max_content_length = sizes[-1] * 4 + 4096
+    huge = Document({"eventID": "huge", "eventTime": "2026-03-31T10:00:00Z", "padding": "x" * hec.max_content_length},
+                    None, "s3://trail-bucket/huge.json")
+    sink = make_sink(gzip=False, batch_max_events=40)
+    delivery = sink.send([*documents[:40], huge])
+    assert [r.document for r in delivery.rejected] == [huge] and "HTTP 413" in delivery.rejected[0].reason
+    assert_arrived_once(hec, documents[:40])
+    assert 413 in [status for _, status, _ in hec.requests]
+
+
 def test_tls_is_verified_by_default_and_ca_file_trusts_the_collector(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, documents: list[Document]) -> None:
     cert, key = tmp_path / "hec.pem", tmp_path / "hec.key"
