@@ -12,6 +12,10 @@ nothing from the message. Decisions per outcome:
 
 The receive runs in its own (daemon) thread so that a signal is answered at once, not after
 a 20-second long poll.
+
+Each SQS call costs the forwarder about as much CPU as enriching a few hundred records
+(benchmarks/README.md), so calls are made full: a receive asks for a whole batch once there
+is room for one, and deletes wait (briefly) to fill a batch of ten.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ log = logging.getLogger("forwarder.sqs")
 _T = TypeVar("_T")
 _STEP_SECONDS = 0.5
 _RECEIVE_ERROR_PAUSE = 5.0
+_BATCH = 10  # the most SQS takes in one DeleteMessageBatch / ChangeMessageVisibilityBatch
+# A partial batch of deletes waits at most this long for more messages to finish. Deleting
+# later is safe (a crash before it means a duplicate, never a loss) and is bounded by the
+# visibility check in _deletes_due, so the message cannot reappear meanwhile.
+_DELETE_WAIT_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -77,6 +86,7 @@ class SqsSource:
         self._receive_after = 0.0
         self._inflight: dict[Future[None], _Message] = {}
         self._delete: list[_Message] = []
+        self._delete_since = 0.0
         self.fatal: SinkFatal | None = None
 
     # -- the loop's interface -----------------------------------------------------------------
@@ -85,10 +95,10 @@ class SqsSource:
         """One turn (at most about half a second): receive, collect finished messages, delete.
         Returns how many messages arrived."""
         if self._receiving is None and self.fatal is None and time.monotonic() >= self._receive_after:
-            room = 2 * self.config.concurrency - len(self._inflight)
-            if room > 0:
-                count = min(self.config.max_messages, room)
-                self._receiving = _in_background(lambda: self._receive(count))
+            # A full batch as soon as a worker may run out of work: at most one batch waits
+            # behind the busy workers, and each call brings as many messages as the queue has.
+            if len(self._inflight) <= self.config.concurrency:
+                self._receiving = _in_background(self._receive)
         waiting: list[Future[Any]] = list(self._inflight)
         if self._receiving is not None:
             waiting.append(self._receiving)
@@ -123,6 +133,7 @@ class SqsSource:
             self._collect()
             self._heartbeat()
             self._flush_deletes()
+        self._flush_deletes(force=True)
         for message in self._inflight.values():
             log.warning("message still in work at shutdown: it comes back after its visibility timeout",
                         extra={"message_id": message.id})
@@ -130,10 +141,10 @@ class SqsSource:
 
     # -- receiving ---------------------------------------------------------------------------------
 
-    def _receive(self, count: int) -> list[dict[str, Any]]:
+    def _receive(self) -> list[dict[str, Any]]:
         answer = self.sqs.receive_message(
             QueueUrl=self.config.queue_url,
-            MaxNumberOfMessages=count,
+            MaxNumberOfMessages=self.config.max_messages,
             WaitTimeSeconds=self.config.wait_time_seconds,
             VisibilityTimeout=self.config.visibility_timeout_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
@@ -193,6 +204,8 @@ class SqsSource:
                 log.exception("message not handled", extra={"message_id": message.id, "reason": str(exc)})
                 self._retry_later(message, "object_fetch", str(exc))
                 continue
+            if not self._delete:
+                self._delete_since = time.monotonic()
             self._delete.append(message)
 
     def _retry_later(self, message: _Message, kind: str, reason: str) -> None:
@@ -204,14 +217,23 @@ class SqsSource:
 
     # -- acknowledgement and visibility ------------------------------------------------------------
 
-    def _flush_deletes(self) -> None:
+    def _flush_deletes(self, force: bool = False) -> None:
         if self.fatal is not None:
             self._delete.clear()  # stop short: a restart re-reads these, duplicates by eventID at worst
             return
-        while self._delete:
-            chunk, self._delete = self._delete[:10], self._delete[10:]
+        while len(self._delete) >= _BATCH or (self._delete and (force or self._deletes_due())):
+            chunk, self._delete = self._delete[:_BATCH], self._delete[_BATCH:]
             self._batch("delete_message_batch", chunk, {})
             self.metrics.messages.labels("deleted").inc(len(chunk))
+            self._delete_since = time.monotonic()
+
+    def _deletes_due(self) -> bool:
+        """Whether a partial batch of deletes should go now rather than wait for more."""
+        now = time.monotonic()
+        if not self._inflight or now - self._delete_since >= _DELETE_WAIT_SECONDS:
+            return True  # nothing more is coming soon, or it waited long enough
+        # Visibility half used up (the heartbeat's own threshold): delete before it can lapse.
+        return min(m.visible_until for m in self._delete) - now < self.config.visibility_timeout_seconds / 2
 
     def _heartbeat(self) -> None:
         # Extend a message whose visibility is half used up, so a large object is not handed
@@ -229,8 +251,8 @@ class SqsSource:
             self._change_visibility(messages, 0)
 
     def _change_visibility(self, messages: list[_Message], seconds: int) -> None:
-        for start in range(0, len(messages), 10):
-            self._batch("change_message_visibility_batch", messages[start:start + 10], {"VisibilityTimeout": seconds})
+        for start in range(0, len(messages), _BATCH):
+            self._batch("change_message_visibility_batch", messages[start:start + _BATCH], {"VisibilityTimeout": seconds})
 
     def _batch(self, operation: str, messages: list[_Message], extra: dict[str, Any]) -> None:
         entries = [{"Id": str(n), "ReceiptHandle": m.receipt, **extra} for n, m in enumerate(messages)]
