@@ -118,28 +118,31 @@ class Enricher:
         """Enrich the records of one object, then release what became due."""
         batch = Batch()
         latest: dict[str, str] = {}
-        for index, raw in enumerate(records):
-            batch.total += 1
-            self._one(source, index, raw, batch, latest)
-        self._advance(latest)
-        if self._window is not None:
-            for account in latest:
-                now = self._clock.get(account)
-                if now is not None:
-                    self._reprocess(self.store.release_due(account, now), batch, hold=False)
+        with self.store.transaction():
+            for index, raw in enumerate(records):
+                batch.total += 1
+                self._one(source, index, raw, batch, latest)
+            self._advance(latest)
+            if self._window is not None:
+                for account in latest:
+                    now = self._clock.get(account)
+                    if now is not None:
+                        self._reprocess(self.store.release_due(account, now), batch, hold=False)
         return batch
 
     def release_due(self) -> Batch:
         """Held records whose wait is over by their account's stream clock (daemon ticks)."""
         batch = Batch()
-        for account, now in list(self._clock.items()):
-            self._reprocess(self.store.release_due(account, now), batch, hold=False)
+        with self.store.transaction():
+            for account, now in list(self._clock.items()):
+                self._reprocess(self.store.release_due(account, now), batch, hold=False)
         return batch
 
     def flush(self) -> Batch:
         """End of input: everything still held ships as it is (batch mode, or shutdown of a backfill)."""
         batch = Batch()
-        self._reprocess(self.store.release_all(), batch, hold=False)
+        with self.store.transaction():
+            self._reprocess(self.store.release_all(), batch, hold=False)
         return batch
 
     def forget_expired(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,5 +61,9 @@ class StateStore(Protocol):
         ...
 
     def held_count(self) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group the writes inside into one durable step (one object's enrichment)."""
+        ...
 
     def close(self) -> None: ...

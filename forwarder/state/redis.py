@@ -13,7 +13,8 @@ Layout under ``key_prefix`` (p):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -147,6 +148,12 @@ class RedisStore:
 
     def held_count(self) -> int:
         return int(self._redis.scard(f"{self._p}held:all"))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Every Redis write is its own durable step already; claims need them visible at once
+        # to the other processes, so nothing is deferred.
+        yield
 
     def close(self) -> None:
         self._redis.close()

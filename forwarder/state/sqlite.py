@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from forwarder.state.base import Held
@@ -34,7 +35,8 @@ class SqliteStore:
         # fraction of FULL's fsync cost; a crash is what the at-least-once promise covers.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        # Re-entrant: a transaction holds it while the writes inside take it again.
+        self._lock = threading.RLock()
         self._claimed: set[int] = set()
 
     def get(self, kind: str, key: str) -> bytes | None:
@@ -95,6 +97,22 @@ class SqliteStore:
     def held_count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT count(*) FROM held").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # A commit per write costs more than enriching a record; one per object does not.
+        # Other threads' calls wait for it (they take the same lock), so nothing interleaves.
+        with self._lock:
+            if self._db.in_transaction:
+                yield  # nested: the outer transaction commits
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")  # the object was not acknowledged: it is read again
+                raise
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
