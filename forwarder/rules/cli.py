@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 from forwarder.config import load_config
-from forwarder.rules.convert import BACKENDS, DEFAULT_INDEX, ConvertError, convert, render
+from forwarder.rules import DEFAULT_INDEX, TARGETS
 from forwarder.rules.generate import TEMPLATES, GenerateError, generate, write
+
+# pySigma and its backends load in the commands that use them: they take longer to import
+# than `forwarder enrich` takes on a small batch.
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -26,6 +29,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from forwarder.rules.check import check
+    from forwarder.rules.convert import ConvertError
 
     try:
         findings = check(args.dir)
@@ -40,6 +44,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from forwarder.rules.convert import ConvertError, convert, render
+
     try:
         text = render(convert(args.dir, args.target, args.format, args.index or DEFAULT_INDEX))
     except ConvertError as exc:
@@ -53,6 +59,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from forwarder.rules.convert import ConvertError
     from forwarder.rules.splunk_deploy import DeployError, deploy
 
     try:
@@ -81,7 +88,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     chk.set_defaults(func=_check)
 
     conv = actions.add_parser("convert", help="convert generated rules for a SIEM")
-    conv.add_argument("--target", choices=sorted(BACKENDS), required=True)
+    conv.add_argument("--target", choices=TARGETS, required=True)
     conv.add_argument("--format", help="the backend's output format (default: plain queries)")
     conv.add_argument("--index", action="append", help=f"index pattern for Elasticsearch targets (default {DEFAULT_INDEX[0]})")
     conv.add_argument("--out", help="write here instead of standard output")

@@ -25,8 +25,8 @@ from sigma.rule import SigmaRule
 
 from forwarder.rules.attack import use_local_attack_data
 from forwarder.rules.pipelines import field_names, load_pipeline
+from forwarder.rules import DEFAULT_INDEX, TARGETS
 
-DEFAULT_INDEX = ("cloudtrail-assumerole-*",)
 
 
 class _Splunk(SplunkBackend):
@@ -55,6 +55,7 @@ BACKENDS: dict[str, tuple[type[Backend], str]] = {
     "esql": (ESQLBackend, "elasticsearch"),
     "eql": (_Eql, "elasticsearch"),
 }
+assert tuple(sorted(BACKENDS)) == TARGETS
 CORRELATING = frozenset({"splunk", "esql"})
 
 
