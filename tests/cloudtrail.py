@@ -103,25 +103,8 @@ def assume(
         }
     else:
         request = None
-    record: dict[str, Any] = {
-        "eventVersion": "1.08",
-        "userIdentity": identity,
-        "eventTime": _fmt(at),
-        "eventSource": "sts.amazonaws.com",
-        "eventName": event,
-        "awsRegion": "us-east-1",
-        "sourceIPAddress": "198.51.100.7",
-        "userAgent": "aws-cli/2.15.0",
-        "requestParameters": request,
-        "responseElements": response,
-        "requestID": str(uuid.uuid4()),
-        "eventID": str(uuid.uuid4()),
-        "readOnly": True,
-        "eventType": "AwsApiCall",
-        "managementEvent": True,
-        "recipientAccountId": recipient or (role_arn.split(":")[4] if role_arn else identity.get("accountId")),
-        "eventCategory": "Management",
-    }
+    record = _record(identity, at, "sts.amazonaws.com", event, request, response)
+    record["recipientAccountId"] = recipient or (role_arn.split(":")[4] if role_arn else identity.get("accountId"))
     if error:
         record["errorCode"] = error
         record["errorMessage"] = f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
@@ -135,6 +118,12 @@ def issued_key(record: dict[str, Any]) -> str:
 
 
 def call(identity: dict[str, Any], at: datetime, name: str = "ListBuckets", source: str = "s3.amazonaws.com") -> dict[str, Any]:
+    return _record(identity, at, source, name, None, None)
+
+
+def _record(
+    identity: dict[str, Any], at: datetime, source: str, name: str, request: Any, response: Any
+) -> dict[str, Any]:
     return {
         "eventVersion": "1.08",
         "userIdentity": identity,
@@ -144,8 +133,8 @@ def call(identity: dict[str, Any], at: datetime, name: str = "ListBuckets", sour
         "awsRegion": "us-east-1",
         "sourceIPAddress": "198.51.100.7",
         "userAgent": "aws-cli/2.15.0",
-        "requestParameters": None,
-        "responseElements": None,
+        "requestParameters": request,
+        "responseElements": response,
         "requestID": str(uuid.uuid4()),
         "eventID": str(uuid.uuid4()),
         "readOnly": True,
