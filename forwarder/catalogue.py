@@ -30,6 +30,7 @@ class FieldSpec:
     array: bool = False
     format: str | None = None  # Elasticsearch date format, where not ISO 8601 only
     description: str | None = None
+    project: bool = False  # added by this project, beyond the contract of SCHEMA.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class Catalogue:
 def _spec(group: str, entry: object, where: str) -> FieldSpec:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise CatalogueError(f"{where}: each field needs a 'name'")
-    unknown = set(entry) - {"name", "type", "cloudtrail", "array", "format", "description", "from"}
+    unknown = set(entry) - {"name", "type", "cloudtrail", "array", "format", "description", "from", "project"}
     if unknown:
         raise CatalogueError(f"{where} ({entry['name']}): unknown keys {sorted(unknown)}")
     if entry.get("type") not in TYPES:
@@ -61,6 +62,7 @@ def _spec(group: str, entry: object, where: str) -> FieldSpec:
         array=bool(entry.get("array", False)),
         format=entry.get("format"),
         description=entry.get("description") or entry.get("from"),
+        project=bool(entry.get("project", False)),
     )
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -90,3 +91,22 @@ def test_summary_names_what_to_look_at_first(demo: tuple[list[dict], str]) -> No
         "service-linked role AWSServiceRoleForSupport assumed by IAMUser",
     ):
         assert expected in text
+
+
+def leaf_paths(value: object, prefix: str) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(leaf_paths(v, f"{prefix}.{k}") for k, v in value.items())) if value else {prefix}
+    return {prefix}
+
+
+def test_every_enriched_field_is_in_the_catalogue(demo: tuple[list[dict], str]) -> None:
+    from cloudtrail import assume, enrich_objects, user
+    from forwarder.catalogue import load_catalogue
+
+    docs, _ = demo
+    odd = assume(user("111111111111", "alice"), "arn:aws:iam::111111111111:role/Deploy", datetime(2026, 3, 31, tzinfo=UTC))
+    odd["requestParameters"]["roleSessionName"] = 42  # gives assumerole.notes
+    written = set().union(*(leaf_paths(d["assumerole"], "assumerole") for d in docs))
+    written |= leaf_paths(enrich_objects([[odd]]).documents[0].assumerole, "assumerole")
+    catalogued = {spec.name for spec in load_catalogue().group("assumerole")}
+    assert "assumerole.notes" in written and written == catalogued
