@@ -319,7 +319,7 @@ class Enricher:
             chain.origin_account and self.policy.organization.contains(chain.origin_account)
         ):
             return False  # the caller's copy lives in a trail outside the organization: it never comes
-        since = chain.blocker_since or epoch(record.get("eventTime") or record.get("@timestamp"))
+        since = _missing_since(record, chain)
         now = self.stream_time(_account(record))
         # A session that began long before the point the stream has reached will never see
         # its parent arrive (it was logged before we started reading): ship it at once.
@@ -328,7 +328,7 @@ class Enricher:
     def _deadline(self, record: dict[str, Any], chain: Chain) -> float | None:
         if self._window is None:
             return None
-        since = chain.blocker_since or epoch(record.get("eventTime") or record.get("@timestamp"))
+        since = _missing_since(record, chain)
         return since + self._window if since is not None else None
 
     def _reprocess(self, held: list[Held], batch: Batch, *, hold: bool) -> None:
@@ -339,6 +339,11 @@ class Enricher:
             assert isinstance(record, dict) and item.id is not None
             self._enrich(item.source, record, item.record, batch, hold=hold)
             batch.released.append(item.id)
+
+
+def _missing_since(record: dict[str, Any], chain: Chain) -> float | None:
+    """When the missing link happened: as the chain knows it, else the record's own time."""
+    return chain.blocker_since or epoch(record.get("eventTime") or record.get("@timestamp"))
 
 
 def _account(record: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import orjson
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
+from forwarder.enrich.identity import mapping, text
 from forwarder.enrich.times import parse_time
 
 ROLE_ASSUMPTIONS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
@@ -60,9 +61,8 @@ def _ip(value: str) -> str | None:
         return None
 
 
-def _text(mapping: object, key: str) -> str | None:
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    return value if isinstance(value, str) and value else None
+def _text(container: object, key: str) -> str | None:
+    return text(mapping(container).get(key))
 
 
 def ecs_fields(record: dict[str, Any], when: datetime | None) -> dict[str, Any]:
@@ -95,10 +95,8 @@ def ecs_fields(record: dict[str, Any], when: datetime | None) -> dict[str, Any]:
     if agent := _text(record, "userAgent"):
         out["user_agent"] = {"original": agent}
 
-    identity = record.get("userIdentity")
-    identity = identity if isinstance(identity, dict) else {}
-    context = identity.get("sessionContext")
-    issuer = context.get("sessionIssuer") if isinstance(context, dict) else None
+    identity = mapping(record.get("userIdentity"))
+    issuer = mapping(identity.get("sessionContext")).get("sessionIssuer")
 
     cloud: dict[str, Any] = {"provider": "aws"}
     if account := _text(identity, "accountId") or _text(record, "recipientAccountId"):
