@@ -25,7 +25,7 @@ system-packages:
 
 test: $(STAMP) system-packages
 	$(BIN)/ruff check forwarder tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/enrich_throughput.py

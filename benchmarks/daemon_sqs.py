@@ -22,13 +22,15 @@ tail (``--exit-when-idle``) is taken off by an equal run on an empty queue. The 
 alternately and each figure is the least of its runs: on this shared virtual machine a run
 now and then takes up to 1.8x the CPU for the same work, and interference only ever adds.
 Wall-clock rates are printed too, but they measure moto (its CPU is printed next to them),
-not the forwarder.
+not the forwarder. For the delivered objects it also prints the floor: the CPU of a plain
+kept-alive HTTP GET of each object, the least any daemon pays to fetch it.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import http.client
 import json
 import os
 import shutil
@@ -263,6 +265,56 @@ class Moto:
         self.process.wait(10)
 
 
+# A file server that keeps connections open, as S3 does (moto closes each one).
+FILE_SERVER = """
+import http.server, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+
+class Files(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms wait for an ACK
+
+    def do_GET(self):
+        body = (root / self.path.lstrip("/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), Files).serve_forever()
+"""
+
+
+def http_floor(files: Path) -> float:
+    """CPU ms of the least any daemon must do to fetch one of these objects: a plain GET on a
+    kept-alive connection (http.client; no SDK, no signing, no queue), served from the other core."""
+    port = _free_port()
+    server = subprocess.Popen(_pin(MOTO_CORE, [sys.executable, "-c", FILE_SERVER, str(files), str(port)]))
+    paths = ["/" + str(path.relative_to(files)) for path in sorted(files.rglob("*.json.gz"))]
+    os.sched_setaffinity(0, {FORWARDER_CORE})
+    try:
+        for _ in range(100):
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                connection.request("GET", paths[0])
+                connection.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        start = time.process_time()
+        for path in paths:
+            connection.request("GET", path)
+            connection.getresponse().read()
+        return 1000 * (time.process_time() - start) / len(paths)
+    finally:
+        os.sched_setaffinity(0, {MOTO_CORE})
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=10, help="copies of the 2,900 invictus records, as delivered")
@@ -317,6 +369,10 @@ def main() -> None:
                     f"{1e3 * daemon_cpu / objects:13.2f} {1e3 * (daemon_cpu - batch_cpu) / objects:12.2f} | "
                     f"{batch[0].documents:5d}/{min(r.documents for r, _ in daemon):5d} | "
                     f"{(objects - 1) / steady if steady else float('nan'):10.0f} {moto_cpu:10.1f}", flush=True)
+                if size == "delivered":
+                    floor = min(http_floor(files) for _ in range(args.runs))
+                    print(f"{'':23} the floor for any daemon: a plain kept-alive HTTP GET of each object costs {floor:.2f} ms "
+                          f"of CPU, {100 * floor / (1e3 * batch_cpu / objects):.0f}% of the batch path's work on it", flush=True)
             get_ms, sqs_ms = moto.request_costs(uploaded[:200])
             print(f"boto3 client CPU alone, per request: GetObject {get_ms:.2f} ms, SQS call {sqs_ms:.2f} ms")
         finally:

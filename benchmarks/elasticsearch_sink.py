@@ -39,9 +39,9 @@ from forwarder.sinks.elasticsearch import ElasticsearchSink as Sink
 from forwarder.sinks.es_document import to_es
 from forwarder.sinks.es_setup import setup_elasticsearch
 from forwarder.state.sqlite import SqliteStore
+from enrich_throughput import DATA  # the same public samples as the other benchmarks
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "invictus-aws-dataset"
 NODE = REPO / "tests" / "servers" / "elasticsearch-node"
 NAME = "fwbench"
 SEND_SIZE = 5000  # documents per send(), about what one large CloudTrail object yields

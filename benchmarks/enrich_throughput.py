@@ -25,7 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "invictus-aws-dataset"
+# ../shared beside the checkout, as the tests find it (FORWARDER_SHARED when it stands elsewhere).
+SHARED = Path(os.environ.get("FORWARDER_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+DATA = SHARED / "data" / "invictus-aws-dataset"
 KEY = re.compile(rb'"(A[SK]IA[A-Z0-9]{12,})"')
 
 FLOOR = """

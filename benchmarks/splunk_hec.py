@@ -27,12 +27,12 @@ import orjson
 from isal import igzip
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".." / "shared" / "data" / "invictus-aws-dataset"
 sys.path.insert(0, str(REPO))
 
 from forwarder.config import SplunkHecSink  # noqa: E402
 from forwarder.document import Document  # noqa: E402
 from forwarder.sinks.splunk_hec import HecSink  # noqa: E402
+from enrich_throughput import DATA  # noqa: E402 - the same public samples as the other benchmarks
 
 TOKEN = "3f1e2d4c-5b6a-4789-8a9b-0c1d2e3f4a5b"
 

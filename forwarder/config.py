@@ -171,6 +171,9 @@ class S3Source(_Model):
     poll_interval_seconds: int = Field(60, ge=1)
     # Without a checkpoint, polling starts this many days back (UTC dates); older days are backfill's.
     start_days_back: int = Field(1, ge=0)
+    # Each poll lists again this far before the checkpoint's minute, for files that appear under
+    # a key sorting before one already read (see sources/s3poll.py).
+    lookback_minutes: int = Field(15, ge=0)
     concurrency: int = Field(8, ge=1)
     max_object_bytes: int = Field(1 << 30, ge=1024)
 

@@ -26,6 +26,7 @@ from forwarder import config
 from forwarder.document import Document
 from forwarder.es_templates import Templates, build_templates, index_patterns
 from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
+from forwarder.sinks import tls
 from forwarder.sinks.es_document import to_es
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,19 @@ def index_namer(pattern: str) -> Callable[[datetime], str]:
     return lambda when: "".join(when.strftime(text) if is_format else text for is_format, text in pieces)
 
 
+def transport_reason(exc: TransportError) -> str:
+    """What went wrong on the wire, in the transport's own words (once the transport is done
+    with an error, its str() says no more than "TLS error" or "Connection error")."""
+    return f"{type(exc).__name__}: {exc.message}"
+
+
+def certificate_fatal(where: str, exc: TransportError) -> SinkFatal:
+    return SinkFatal(f"elasticsearch sink: {tls.advice(where, exc.message)}")
+
+
 def _transient_error(exc: BaseException) -> bool:
     if isinstance(exc, TransportError):
-        return True
+        return not tls.certificate_refused(exc)
     return isinstance(exc, ApiError) and (exc.status_code == 429 or exc.status_code >= 500)
 
 
@@ -160,9 +171,12 @@ class ElasticsearchSink:
                 f"{self._where}: {SETUP_HINT}"
             ) from None
         except ApiError as exc:
-            if exc.status_code in (401, 403):
+            if exc.status_code == 401:
+                reason = _reason({"exception": exc, "status": exc.status_code})
+                raise SinkFatal(f"elasticsearch sink: {self._where} refused the credentials: {reason}") from None
+            if exc.status_code == 403:
                 raise SinkFatal(
-                    f"elasticsearch sink: cannot read index templates on {self._where} (HTTP {exc.status_code}): "
+                    f"elasticsearch sink: cannot read index templates on {self._where} (HTTP 403): "
                     "grant the manage_index_templates privilege or set check_templates: false"
                 ) from None
             raise
@@ -249,9 +263,11 @@ class ElasticsearchSink:
                 else:
                     refused.append((item, info))
         except TransportError as exc:  # connection refused, reset, timed out: the rest goes again
+            if tls.certificate_refused(exc):
+                raise certificate_fatal(self._where, exc) from None
             # Requests in flight may have been indexed all the same: their resend is a no-op.
             remaining += pending[done:]
-            reason = f"{type(exc).__name__}: {exc}" + (f" ({exc.errors[0]})" if exc.errors else "")
+            reason = transport_reason(exc)
         if remaining:
             log.warning("elasticsearch sink: %d documents to send again: %s", len(remaining), reason)
             raise _Transient(remaining, reason)
@@ -294,8 +310,12 @@ class ElasticsearchSink:
         """``call`` with the sink's backoff on connection errors, 429 and 5xx."""
         try:
             self._backoff(_transient_error)(call)
-        except (TransportError, ApiError) as exc:
-            if isinstance(exc, ApiError) and not _transient_error(exc):
+        except TransportError as exc:
+            if tls.certificate_refused(exc):
+                raise certificate_fatal(self._where, exc) from None
+            raise SinkError(f"elasticsearch sink: {self._where} did not answer: {transport_reason(exc)}") from None
+        except ApiError as exc:
+            if not _transient_error(exc):
                 raise SinkFatal(f"elasticsearch sink: {self._where}: {exc}") from None
             raise SinkError(f"elasticsearch sink: {self._where} did not answer: {exc}") from None
 

@@ -31,6 +31,7 @@ from forwarder.config import SplunkHecSink
 from forwarder.document import Document
 from forwarder.enrich.times import parse_time
 from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
+from forwarder.sinks import tls
 
 log = logging.getLogger(__name__)
 
@@ -308,10 +309,9 @@ class HecSink:
             headers = {**headers, "Content-Encoding": "gzip"}
         try:
             response = self._http.request(method, self._base + path, body=body, headers=headers)
-        except urllib3.exceptions.SSLError as exc:
-            raise SinkFatal(f"Splunk HEC at {self._base}: TLS verification failed ({exc.__class__.__name__}); "
-                            "set ca_file to the CA that signed the HEC certificate") from None
         except urllib3.exceptions.HTTPError as exc:
+            if tls.certificate_refused(exc):
+                raise SinkFatal(f"Splunk HEC: {tls.advice(self._base, exc)}") from None
             raise _Transient(f"connection failed: {exc.__class__.__name__}: {exc}") from None
         try:
             answer = orjson.loads(response.data) if response.data else {}

@@ -1,10 +1,16 @@
 """S3 prefix polling for trails without notifications, and the date-range walk backfill uses.
 
 Keys under ``AWSLogs/[<org-id>/]<account>/CloudTrail/<region>/`` sort by date and, within a
-day, by the delivery time in the file name, so one listing with ``StartAfter`` the last key
-done continues exactly where the previous one stopped. The position is kept per account and
-region in the state store (kind ``checkpoint``) and advances only over keys whose records
-every sink accepted (or that were dead-lettered), in key order.
+day, by the minute in the file name, so a listing with ``StartAfter`` continues where the
+previous one stopped. The position is kept per account and region in the state store (kind
+``checkpoint``) and advances only over keys whose records every sink accepted (or that were
+dead-lettered), in key order.
+
+Within a minute the names end in a random suffix, and CloudTrail may write several files of
+the same minute one after the other: a file can appear under a key that sorts before one
+already read. So each poll lists again from ``lookback_minutes`` before the checkpoint's
+minute, and reads what it finds there that is not marked done (kind ``polled``, kept for
+twice the lookback).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ log = logging.getLogger("forwarder.s3poll")
 ACCOUNT = re.compile(r"^\d{12}$")
 ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 CHECKPOINT = "checkpoint"
+POLLED = "polled"
+# <account>_CloudTrail_<region>_<yyyymmdd>T<hhmm>Z_<random>.json.gz
+MINUTE = re.compile(r"_(\d{8}T\d{4})Z_[^/]*$")
 
 
 def _base(prefix: str) -> str:
@@ -75,6 +84,18 @@ def list_keys(s3: Any, bucket: str, prefix: str, start_after: str = "") -> Itera
     for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
         for item in page.get("Contents", []):
             yield item["Key"]
+
+
+def relist_from(key: str, lookback: timedelta) -> str:
+    """The ``StartAfter`` that lists again every key named ``lookback`` or less before ``key``'s
+    minute; ``key`` itself when its name is not CloudTrail's."""
+    folder, _, name = key.rpartition("/")
+    minute = MINUTE.search(name)
+    day = folder.rsplit("/", 3)
+    if minute is None or len(day) < 4:
+        return key
+    at = datetime.strptime(minute.group(1), "%Y%m%dT%H%M") - lookback
+    return f"{day[0]}/{at:%Y/%m/%d}/{name[:minute.start(1)]}{at:%Y%m%dT%H%M}Z"
 
 
 def in_order(
@@ -151,20 +172,40 @@ class S3Poller:
 
     def _poll(self, prefix: str) -> None:
         name = f"s3://{self.config.bucket}/{prefix}"
-        position = self.store.get(CHECKPOINT, name)
-        if position is not None:
-            start = position.decode()
+        stored = self.store.get(CHECKPOINT, name)
+        position = stored.decode() if stored is not None else ""
+        lookback = timedelta(minutes=self.config.lookback_minutes)
+        if position:
+            start = relist_from(position, lookback)
         else:
             first_day = datetime.now(UTC).date() - timedelta(days=self.config.start_days_back)
             start = f"{prefix}{first_day:%Y/%m/%d}/"
+        keep = 2 * lookback.total_seconds()
+
+        before = position
+
+        def new(key: str) -> bool:
+            if key > before:
+                return True
+            if self.store.get(POLLED, f"s3://{self.config.bucket}/{key}") is not None:
+                return False
+            log.info("a file appeared under a key before the checkpoint: reading it now",
+                     extra={"object": f"s3://{self.config.bucket}/{key}", "checkpoint": before})
+            return True
 
         def done(key: str, outcome: Outcome | None) -> None:
+            nonlocal position
             self._arrived += 1
-            self.store.put(CHECKPOINT, name, key.encode())
+            with self.store.transaction():
+                self.store.put(POLLED, f"s3://{self.config.bucket}/{key}", b"", time.time() + keep)
+                if key > position:
+                    position = key
+                    self.store.put(CHECKPOINT, name, key.encode())
 
-        keys = list_keys(self.s3, self.config.bucket, prefix, start)
+        keys = (key for key in list_keys(self.s3, self.config.bucket, prefix, start) if new(key))
         in_order(self._pool, keys, lambda key: self.objects.handle(self.config.bucket, key), done, self.stop,
                  2 * self.config.concurrency)
+        self.store.expire(POLLED, time.time())
 
 
 def days(first: date, last: date) -> list[date]:

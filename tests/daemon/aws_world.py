@@ -17,15 +17,17 @@ import orjson
 import yaml
 
 from forwarder.config import load_config
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def log_key(account: str, day: str, stamp: str, region: str = "us-east-1", org: str | None = None) -> str:
-    """A key as CloudTrail names it; ``day`` is YYYY/MM/DD, ``stamp`` HHMM."""
+def log_key(account: str, day: str, stamp: str, region: str = "us-east-1", org: str | None = None,
+            suffix: str | None = None) -> str:
+    """A key as CloudTrail names it; ``day`` is YYYY/MM/DD, ``stamp`` HHMM, ``suffix`` the random
+    16 characters that end the name."""
     folder = f"AWSLogs/{org}/{account}" if org else f"AWSLogs/{account}"
     compact = day.replace("/", "")
-    return f"{folder}/CloudTrail/{region}/{day}/{account}_CloudTrail_{region}_{compact}T{stamp}Z_{uuid.uuid4().hex[:16]}.json.gz"
+    suffix = suffix or uuid.uuid4().hex[:16]
+    return f"{folder}/CloudTrail/{region}/{day}/{account}_CloudTrail_{region}_{compact}T{stamp}Z_{suffix}.json.gz"
 
 
 class World:

@@ -13,10 +13,10 @@ from forwarder.cli import main
 ROLE = "arn:aws:iam::111111111111:role/Ops"
 
 
-def _put(world: World, account: str, day: str, stamp: str, org: str | None = None) -> list[str]:
+def _put(world: World, account: str, day: str, stamp: str, org: str | None = None, suffix: str | None = None) -> list[str]:
     at = when(f"{day.replace('/', '-')}T{stamp[:2]}:{stamp[2:]}:00Z")
     records = [assume(user(account, "alice"), f"arn:aws:iam::{account}:role/Ops", at + timedelta(seconds=i)) for i in range(3)]
-    world.put_log(log_key(account, day, stamp, org=org), records)
+    world.put_log(log_key(account, day, stamp, org=org, suffix=suffix), records)
     return [r["eventID"] for r in records]
 
 
@@ -36,6 +36,25 @@ def test_polling_resumes_from_its_checkpoint_after_a_restart(world: World) -> No
     second = _put(world, "111111111111", today, "0010") + _put(world, "222222222222", today, "0015", org="o-abcdefghij")
     assert world.run(config) == 0
     assert sorted(world.event_ids()) == sorted(first + second)  # each once: nothing read twice
+
+
+def test_a_file_appearing_under_an_earlier_key_is_read_at_the_next_poll(world: World) -> None:
+    """CloudTrail can write several files in one minute; their names end in a random suffix, so
+    one written later may sort before a file already read."""
+    today = datetime.now(UTC).strftime("%Y/%m/%d")
+    first = _put(world, "111111111111", today, "0010", suffix="f" * 16)
+    config = world.config(source={**_poll_source(world), "lookback_minutes": 5})
+    assert world.run(config) == 0
+    assert sorted(world.event_ids()) == sorted(first)
+
+    same_minute = _put(world, "111111111111", today, "0010", suffix="0" * 16)
+    within = _put(world, "111111111111", today, "0005", suffix="a" * 16)
+    _put(world, "111111111111", today, "0004", suffix="b" * 16)  # beyond the lookback: polling cannot see it
+    assert world.run(config) == 0
+    assert sorted(world.event_ids()) == sorted(first + same_minute + within)  # the first file not read again
+
+    assert world.run(config) == 0
+    assert len(world.event_ids()) == len(first + same_minute + within)
 
 
 @pytest.mark.parametrize("resume", [False, True])

@@ -7,7 +7,6 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +15,9 @@ from elasticsearch import Elasticsearch
 from forwarder.config import ElasticsearchSink
 from forwarder.sinks.elasticsearch import ElasticsearchSink as Sink
 from forwarder.sinks.es_setup import setup_elasticsearch
+from paths import DATA, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NODE_SCRIPT = REPO / "tests" / "servers" / "elasticsearch-node"
-SHARED_DATA = REPO / ".." / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +94,9 @@ class Namespace:
 
 def public_records() -> list[tuple[str, list[dict[str, Any]]]]:
     """(file name, records) of every public sample file; the test is skipped where they are absent."""
-    files = sorted((SHARED_DATA / "invictus-aws-dataset").glob("*.json")) + sorted((SHARED_DATA / "corpus").glob("*.json"))
+    files = sorted((DATA / "invictus-aws-dataset").glob("*.json")) + sorted((DATA / "corpus").glob("*.json"))
     if not files:
-        pytest.skip(f"the public CloudTrail samples are not in {SHARED_DATA.resolve()}")
+        pytest.skip(f"the public CloudTrail samples are not in {DATA.resolve()}")
     return [(path.name, json.loads(path.read_bytes())["Records"]) for path in files]
 
 

@@ -7,14 +7,15 @@ from typing import Any
 
 import orjson
 import pytest
-from es_node import SHARED_DATA, public_records
+from es_node import public_records
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
 from forwarder.enrich.times import parse_time
 from forwarder.sinks.es_document import ecs_fields, event_time, to_es
+from paths import DATA
 
-VECTORS = SHARED_DATA / "elastic-integration-cloudtrail" / "vectors.jsonl"
+VECTORS = DATA / "elastic-integration-cloudtrail" / "vectors.jsonl"
 
 
 def leaves(value: Any, prefix: str = "") -> set[str]:

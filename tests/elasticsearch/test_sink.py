@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from es_node import REPO, Namespace, node
-from servers.throttling_proxy import ThrottlingProxy
+from servers.es_front import NodeFront
 
 from cloudtrail import assume, call, issued_key, session_identity, user
 from forwarder.document import Document
@@ -185,7 +185,7 @@ def test_data_stream(ns: Namespace, documents) -> None:
 def test_429_answers_are_retried(ns: Namespace, documents) -> None:
     docs = documents(story())
     ns.sink()  # installs the templates directly on the node
-    with ThrottlingProxy(ns.url, reject_bulk=3) as proxy:
+    with NodeFront(ns.url, reject_bulk=3) as proxy:
         sink = ns.sink(setup=False, hosts=[proxy.url], max_retries=5)
         assert sink.send(docs).rejected == []
         assert proxy.rejected == 3 and proxy.forwarded_bulk == 1
@@ -195,7 +195,7 @@ def test_429_answers_are_retried(ns: Namespace, documents) -> None:
 def test_429_until_the_retries_run_out_raises_sink_error(ns: Namespace, documents) -> None:
     docs = documents(story())
     ns.sink()
-    with ThrottlingProxy(ns.url, reject_bulk=1000) as proxy:
+    with NodeFront(ns.url, reject_bulk=1000) as proxy:
         sink = ns.sink(setup=False, hosts=[proxy.url], max_retries=2)
         with pytest.raises(SinkError, match=r"3 of 3 documents not accepted .* after 3 attempts: es_rejected_execution"):
             sink.send(docs)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from es_node import REPO, SHARED_DATA, Namespace
+from es_node import Namespace
 
 from forwarder.catalogue import load_catalogue
 from forwarder.es_templates import build_templates, drift
 from forwarder.sinks.base import SinkFatal
 from forwarder.sinks.elasticsearch import ElasticsearchSink as Sink
 from forwarder.sinks.es_setup import setup_elasticsearch
+from paths import REPO, SHARED
 
-SCHEMA = SHARED_DATA.parent / "SCHEMA.md"
+SCHEMA = SHARED / "SCHEMA.md"
 SCHEMA_TYPES = {"keyword": "keyword", "bool": "boolean", "long": "long", "date": "date", "keyword[]": "keyword"}
 
 

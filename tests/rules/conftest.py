@@ -19,8 +19,8 @@ import pytest
 from forwarder.config import Config, load_config
 from forwarder.document import Document
 from forwarder.rules.generate import generate, write
+from paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "forwarder" / "samples" / "demo"
 DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 sys.path.insert(0, str(REPO / "tests" / "elasticsearch"))

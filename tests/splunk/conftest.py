@@ -17,9 +17,8 @@ from forwarder.document import Document
 from forwarder.sinks.splunk_hec import HecSink
 from hec_setup import ACK_TOKEN, INDEX, TOKEN
 from servers.hec_server import HecServer, Token
+from paths import DATA, REPO
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO / ".." / "shared" / "data"
 
 
 @pytest.fixture
@@ -79,7 +78,7 @@ def _from_cli() -> list[Document] | None:
 
 def _from_corpus() -> list[Document]:
     """Public records with a small ``assumerole`` object on the role assumptions."""
-    corpus = SHARED_DATA / "corpus"
+    corpus = DATA / "corpus"
     if not corpus.is_dir():
         pytest.skip(f"the public CloudTrail samples are not at {corpus}")
     documents = []

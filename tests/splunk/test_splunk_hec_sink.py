@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from hec_setup import ACK_TOKEN, INDEX, TOKEN
+from servers.certificates import issue
 from servers.hec_server import HecServer, Token
 
 from forwarder.config import SplunkHecSink
@@ -251,17 +251,14 @@ def test_a_request_over_the_collectors_size_limit_is_split(
 
 def test_tls_is_verified_by_default_and_ca_file_trusts_the_collector(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, documents: list[Document]) -> None:
-    cert, key = tmp_path / "hec.pem", tmp_path / "hec.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    certificate = issue(tmp_path)
     monkeypatch.setenv("TEST_HEC_TOKEN", TOKEN)
     settings = {"type": "splunk_hec", "token": {"env": "TEST_HEC_TOKEN"}, "index": INDEX, "max_retries": 0}
-    with HecServer([Token(TOKEN, indexes=[INDEX])], tls=(str(cert), str(key))) as hec:
+    with HecServer([Token(TOKEN, indexes=[INDEX])], tls=(str(certificate.cert_file), str(certificate.key_file))) as hec:
         assert hec.url.startswith("https://")
         untrusted = HecSink(SplunkHecSink.model_validate({**settings, "url": hec.url}))
-        with pytest.raises(SinkFatal, match="TLS verification failed.*set ca_file"):
+        with pytest.raises(SinkFatal, match=r"the certificate of https://127\.0\.0\.1:\d+ did not verify .*CERTIFICATE_VERIFY_FAILED.*ca_file"):
             untrusted.send(documents[:2])
-        trusted = HecSink(SplunkHecSink.model_validate({**settings, "url": hec.url, "ca_file": str(cert)}))
+        trusted = HecSink(SplunkHecSink.model_validate({**settings, "url": hec.url, "ca_file": str(certificate.ca_file)}))
         assert trusted.send(documents[:2]).rejected == []
         assert len(hec.events()) == 2

@@ -7,8 +7,8 @@ import orjson
 import pytest
 
 from forwarder.cli import main
+from paths import DATA
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"public samples not present at {DATA}")
 
 
