@@ -17,12 +17,7 @@ from pathlib import Path
 
 import pytest
 from aws_world import World
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from servers.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aws_world import World, json_logs, log_key, when
 from cloudtrail import assume, user
-from conftest import free_port
+from servers.ports import free_port
 
 ROLE = "arn:aws:iam::111111111111:role/Ops"
 

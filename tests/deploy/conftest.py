@@ -1,33 +1,11 @@
-"""Fixtures for the deploy artifacts: paths, the dev tools in the venv, and moto in server mode."""
+"""Fixtures for the deploy artifacts: moto in server mode, and test credentials for it."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from paths import REPO
-
-DEPLOY = REPO / "deploy"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def tool(name: str) -> str:
-    """A linter installed by the dev extra, beside this interpreter: missing means a broken install."""
-    path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is not installed: `make install` installs the dev extra of pyproject.toml")
-    return found
+from servers.ports import free_port
 
 
 @pytest.fixture(scope="session")

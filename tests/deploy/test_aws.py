@@ -12,7 +12,8 @@ from typing import Any
 import botocore.session
 from botocore import xform_name
 from cfnlint.decode import cfn_yaml
-from conftest import DEPLOY, REPO, tool
+from artifacts import DEPLOY, tool
+from paths import REPO
 
 AWS = DEPLOY / "aws"
 TEMPLATES = [AWS / "forwarder.yaml", AWS / "organization-discovery-role.yaml"]

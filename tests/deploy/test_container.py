@@ -20,7 +20,8 @@ import boto3
 import orjson
 import yaml
 from cloudtrail import assume, user
-from conftest import DEPLOY, free_port, tool
+from artifacts import DEPLOY, tool
+from servers.ports import free_port
 from dockerfile import image_env, instructions, last
 
 DOCKERFILE = DEPLOY / "container" / "Dockerfile"

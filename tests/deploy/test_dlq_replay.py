@@ -14,7 +14,7 @@ import orjson
 import pytest
 import yaml
 from cloudtrail import assume, call, user, write_log
-from conftest import free_port
+from servers.ports import free_port
 
 from forwarder.cli import main
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import DEPLOY, tool
+from artifacts import DEPLOY, tool
 from dockerfile import last
 
 from forwarder.config import RedisState, SecretRef, parse_config

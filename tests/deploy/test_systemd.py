@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEPLOY
+from artifacts import DEPLOY
 
 from forwarder.cli import build_parser
 from forwarder.config import SecretRef, load_config
