@@ -164,6 +164,7 @@ class SqsSource:
             return 0
         self.health.receive()
         self.metrics.last_receive.set_to_current_time()
+        self.metrics.messages.labels("received").inc(len(messages))
         until = time.monotonic() + self.config.visibility_timeout_seconds
         for raw in messages:
             message = _Message(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body", ""), until)

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from aws_world import World, json_logs, log_key, when
 from cloudtrail import assume, user
+from servers.hec_server import HecServer, Token
 from servers.ports import free_port
 
 ROLE = "arn:aws:iam::111111111111:role/Ops"
@@ -120,3 +121,37 @@ def test_a_fatal_sink_stops_the_forwarder_and_deletes_nothing(world: World, monk
     assert fatal and "refused the token" in fatal[0]["message"]
     assert "a-wrong-token" not in stderr.decode()
     assert world.queue_depth() == 1
+
+
+def test_a_message_in_work_longer_than_its_visibility_is_extended_not_handed_out_again(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The indexer acknowledges only after 12 s, more than twice the 5 s visibility timeout: the
+    message must stay invisible until its records are acknowledged, then go."""
+    key, ids = _log(world, "0800", 4)
+    world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+    token = "9f1e2d3c-4b5a-4697-8877-665544332211"
+    monkeypatch.setenv("TEST_HEC_TOKEN", token)
+    port = free_port()
+    with HecServer([Token(token, ack=True, indexes=["aws"], default_index="aws")]) as hec:
+        hec.ack_delay = 12.0
+        config = world.config(
+            source={"type": "sqs", "queue_url": world.queue_url, "wait_time_seconds": 1, "visibility_timeout_seconds": 5,
+                    "concurrency": 2},
+            sinks=[{"type": "splunk_hec", "url": hec.url, "token": {"env": "TEST_HEC_TOKEN"}, "index": "aws", "ack": True,
+                    "ack_poll_seconds": 0.5, "ack_timeout_seconds": 60}],
+            metrics={"listen": f"127.0.0.1:{port}"},
+        )
+        run = world.spawn("run", "--config", str(config))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and world.queue_depth() > 0:
+            time.sleep(0.5)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=20)
+        assert run.returncode == 0, stderr.decode()
+        sent = Counter(event.event["eventID"] for event in hec.events())
+    assert world.queue_depth() == 0
+    assert sorted(sent) == sorted(ids) and set(sent.values()) == {1}
+    # Handed out again, the message would have been received twice and its object read twice.
+    assert 'forwarder_sqs_messages_total{outcome="received"} 1.0' in metrics
+    assert 'forwarder_records_in_total{source="sqs"} 4.0' in metrics

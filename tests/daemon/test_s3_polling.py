@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,3 +73,13 @@ def test_backfill_reads_exactly_the_range(world: World, resume: bool, capsys: py
     assert sorted(world.event_ids()) == sorted(inside)
     summary = capsys.readouterr().err
     assert ("3 objects read (0 done before)" if not resume else "0 objects read (3 done before)") in summary
+
+
+def test_backfill_shows_objects_records_rate_and_eta(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    inside = _put(world, "111111111111", "2026/03/30", "0000") + _put(world, "111111111111", "2026/03/30", "0005")
+    config = str(world.config(source=_poll_source(world)))
+    assert main(["backfill", "--config", config, "--from", "2026-03-30", "--to", "2026-03-30"]) == 0
+    bar = capsys.readouterr().err.split("\r")[-1]
+    # tqdm's last line: "backfill: 100%|...| 2/2 [00:00<00:00, 9.81obj/s, records=6]"
+    assert re.search(r"backfill: 100%.* 2/2 \[\d\d:\d\d<00:00, +[\d.]+obj/s, records=6\]", bar), bar
+    assert sorted(world.event_ids()) == sorted(inside)
