@@ -352,10 +352,24 @@ class Config(_Model):
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sqlite_unless_said(cls, data: Any) -> Any:
+        # `state: {path: ...}` means the default store at another path.
+        if isinstance(data, dict) and isinstance(data.get("state"), dict) and "type" not in data["state"]:
+            return {**data, "state": {"type": "sqlite", **data["state"]}}
+        return data
+
+
+KINDS = {"source": "files, sqs or s3", "state": "sqlite or redis", "sinks": "ndjson, elasticsearch or splunk_hec"}
+
 
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "union_tag_not_found":
+        section = str(error["loc"][0]) if error["loc"] else ""
+        message = f"'type' is missing: give one of {KINDS.get(section, 'the kinds the README lists')}"
     return f"{where or '(top level)'}: {message}"
 
 

@@ -30,6 +30,7 @@ from forwarder.state import StateStore, open_store
 log = logging.getLogger("forwarder.daemon")
 
 TICK_SECONDS = 5.0
+EXIT_CONFIG = 2
 EXIT_FATAL = 3
 
 
@@ -126,6 +127,9 @@ class Daemon:
             log.error(f"stopping: a sink cannot deliver and no retry will fix it: {exc}",
                       extra={"reason": str(exc)})
             code = EXIT_FATAL
+        except ConfigError as exc:
+            log.error(f"stopping: {exc}", extra={"reason": str(exc)})
+            code = EXIT_CONFIG
         self.stop.set()
         self.source.drain(self.shutdown_timeout if code == 0 else 0.0)
         if self._stop_server:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from forwarder import aws
+from forwarder.config import ConfigError
 from forwarder.config import SqsSource as SqsConfig
 from forwarder.metrics import Health, Metrics
 from forwarder.pipeline import Pipeline
@@ -71,6 +72,13 @@ def _in_background(call: Callable[[], _T]) -> Future[_T]:
     return future
 
 
+NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+def _error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
 class SqsSource:
     label = "sqs"
 
@@ -87,7 +95,7 @@ class SqsSource:
         self._inflight: dict[Future[None], _Message] = {}
         self._delete: list[_Message] = []
         self._delete_since = 0.0
-        self.fatal: SinkFatal | None = None
+        self.fatal: SinkFatal | ConfigError | None = None
 
     # -- the loop's interface -----------------------------------------------------------------
 
@@ -158,6 +166,10 @@ class SqsSource:
         try:
             messages = receiving.result()
         except Exception as exc:  # noqa: BLE001 - any AWS or network failure: log, pause, retry
+            if _error_code(exc) in NO_SUCH_QUEUE:  # a wrong URL, region or account: no retry finds it
+                self.fatal = ConfigError(f"source.queue_url {self.config.queue_url}: no such queue ({exc}); "
+                                         "check the URL, and that the region and the credentials' account are the queue's")
+                return 0
             log.error("cannot receive from the queue", extra={"queue": self.config.queue_url, "reason": str(exc)})
             self.metrics.errors.labels("sqs_receive").inc()
             self._receive_after = time.monotonic() + _RECEIVE_ERROR_PAUSE

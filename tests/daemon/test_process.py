@@ -155,3 +155,13 @@ def test_a_message_in_work_longer_than_its_visibility_is_extended_not_handed_out
     # Handed out again, the message would have been received twice and its object read twice.
     assert 'forwarder_sqs_messages_total{outcome="received"} 1.0' in metrics
     assert 'forwarder_records_in_total{source="sqs"} 4.0' in metrics
+
+
+def test_a_queue_that_does_not_exist_stops_the_forwarder_as_a_configuration_error(world: World) -> None:
+    missing = world.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    config = world.config(source={"type": "sqs", "queue_url": missing, "wait_time_seconds": 1})
+    run = world.spawn("run", "--config", str(config))
+    _, stderr = run.communicate(timeout=30)
+    assert run.returncode == 2  # systemd's unit does not restart on 2: the file needs fixing
+    [stopping] = [entry for entry in json_logs(stderr) if entry["message"].startswith("stopping:")]
+    assert f"source.queue_url {missing}: no such queue" in stopping["message"]

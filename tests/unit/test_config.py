@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,21 @@ def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, named: str)
         load_config(path)
     message = str(caught.value)
     assert str(path) in message and named in message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("sinks: [{path: out.ndjson}]", "sinks.0: 'type' is missing: give one of ndjson, elasticsearch or splunk_hec"),
+    ("source: {queue_url: 'https://sqs.eu-west-1.amazonaws.com/111111111111/q'}",
+     "source: 'type' is missing: give one of files, sqs or s3"),
+])
+def test_a_missing_kind_names_the_kinds_to_choose_from(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(write(tmp_path, text))
+
+
+def test_state_without_a_type_is_the_default_sqlite_store(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "state: {path: /var/lib/forwarder/state.db}"))
+    assert (config.state.type, str(config.state.path)) == ("sqlite", "/var/lib/forwarder/state.db")
 
 
 def test_inline_secret_is_refused_with_a_reason(tmp_path: Path) -> None:
