@@ -24,7 +24,6 @@ from forwarder.sources.s3poll import CHECKPOINT, days, in_order, list_keys, regi
 from forwarder.state.base import StateStore
 
 
-
 @dataclass(slots=True)
 class BackfillResult:
     objects: int = 0

@@ -28,7 +28,6 @@ from forwarder.rules.pipelines import field_names, load_pipeline
 from forwarder.rules import DEFAULT_INDEX, TARGETS
 
 
-
 class _Splunk(SplunkBackend):
     """Splunk SPL as pySigma-backend-splunk 2.1 writes it, but counting in a sliding window.
 

@@ -20,7 +20,6 @@ from servers.hec_server import HecServer, Token
 from paths import DATA, REPO
 
 
-
 @pytest.fixture
 def hec() -> Iterator[HecServer]:
     """A fresh HEC: one plain token, one with indexer acknowledgement; only INDEX is allowed."""
