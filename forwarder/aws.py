@@ -27,3 +27,8 @@ def client(service: str, region: str | None = None, endpoint_url: str | None = N
         request_checksum_calculation="when_required",
     )
     return (session or boto3.Session()).client(service, region_name=region, endpoint_url=endpoint_url, config=settings)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a failed call (``NoSuchKey``, ...); empty for anything else."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))

@@ -10,7 +10,7 @@ import os
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -361,7 +361,13 @@ class Config(_Model):
         return data
 
 
-KINDS = {"source": "files, sqs or s3", "state": "sqlite or redis", "sinks": "ndjson, elasticsearch or splunk_hec"}
+def _kinds(union: Any) -> str:
+    """The ``type`` values a discriminated section takes: "files, sqs or s3"."""
+    names = [get_args(model.model_fields["type"].annotation)[0] for model in get_args(get_args(union)[0])]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+KINDS = {"source": _kinds(Source), "state": _kinds(State), "sinks": _kinds(SinkConfig)}
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -104,6 +104,11 @@ def index_namer(pattern: str) -> Callable[[datetime], str]:
     return lambda when: "".join(when.strftime(text) if is_format else text for is_format, text in pieces)
 
 
+def where(cfg: config.ElasticsearchSink) -> str:
+    """The cluster's name in messages."""
+    return "Elastic Cloud" if cfg.cloud_id else ", ".join(cfg.hosts)
+
+
 def transport_reason(exc: TransportError) -> str:
     """What went wrong on the wire, in the transport's own words (once the transport is done
     with an error, its str() says no more than "TLS error" or "Connection error")."""
@@ -153,7 +158,7 @@ class ElasticsearchSink:
     def __init__(self, cfg: config.ElasticsearchSink, client: Elasticsearch | None = None) -> None:
         self.cfg = cfg
         self.client = client or build_client(cfg)
-        self._where = "Elastic Cloud" if cfg.cloud_id else ", ".join(cfg.hosts)
+        self._where = where(cfg)
         self._index = (lambda when: cfg.data_stream) if cfg.data_stream else index_namer(cfg.index)
         if cfg.check_templates:
             self._retrying(self.check_templates)

@@ -9,7 +9,7 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from forwarder import config
 from forwarder.sinks.base import SinkError, SinkFatal
-from forwarder.sinks.elasticsearch import build_client, certificate_fatal, templates_for, transport_reason
+from forwarder.sinks.elasticsearch import build_client, certificate_fatal, templates_for, transport_reason, where
 from forwarder.sinks.tls import certificate_refused
 
 
@@ -49,8 +49,8 @@ def setup_elasticsearch(cfg: config.ElasticsearchSink, client: Elasticsearch | N
         raise (SinkFatal if exc.status_code in (400, 401, 403) else SinkError)(message) from None
     except TransportError as exc:  # connection refused, TLS, DNS: say where, not a traceback
         if certificate_refused(exc):
-            raise certificate_fatal(", ".join(cfg.hosts) or "Elastic Cloud", exc) from None
-        raise SinkError(f"elasticsearch setup: cannot reach {', '.join(cfg.hosts) or 'Elastic Cloud'}: {transport_reason(exc)}") from None
+            raise certificate_fatal(where(cfg), exc) from None
+        raise SinkError(f"elasticsearch setup: cannot reach {where(cfg)}: {transport_reason(exc)}") from None
     finally:
         if own_client:
             client.close()

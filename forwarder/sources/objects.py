@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
+from forwarder.aws import error_code
 from forwarder.metrics import Metrics
 from forwarder.pipeline import Outcome, Pipeline
 from forwarder.reader import ObjectError, is_skipped_name
@@ -38,7 +39,7 @@ class ObjectHandler:
         try:
             data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code not in MISSING:
                 raise
             self._dead_letter(name, f"object not found ({code}): deleted, or the notification names a wrong key")

@@ -182,24 +182,22 @@ class S3Poller:
             start = f"{prefix}{first_day:%Y/%m/%d}/"
         keep = 2 * lookback.total_seconds()
 
-        before = position
-
         def new(key: str) -> bool:
-            if key > before:
+            if key > position:
                 return True
             if self.store.get(POLLED, f"s3://{self.config.bucket}/{key}") is not None:
                 return False
             log.info("a file appeared under a key before the checkpoint: reading it now",
-                     extra={"object": f"s3://{self.config.bucket}/{key}", "checkpoint": before})
+                     extra={"object": f"s3://{self.config.bucket}/{key}", "checkpoint": position})
             return True
 
         def done(key: str, outcome: Outcome | None) -> None:
-            nonlocal position
             self._arrived += 1
             with self.store.transaction():
                 self.store.put(POLLED, f"s3://{self.config.bucket}/{key}", b"", time.time() + keep)
+                # Reported in key order, so a key past the starting position is the furthest yet;
+                # a late key before it leaves the checkpoint where it is.
                 if key > position:
-                    position = key
                     self.store.put(CHECKPOINT, name, key.encode())
 
         keys = (key for key in list_keys(self.s3, self.config.bucket, prefix, start) if new(key))

@@ -75,10 +75,6 @@ def _in_background(call: Callable[[], _T]) -> Future[_T]:
 NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
-def _error_code(exc: BaseException) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-
-
 class SqsSource:
     label = "sqs"
 
@@ -166,7 +162,7 @@ class SqsSource:
         try:
             messages = receiving.result()
         except Exception as exc:  # noqa: BLE001 - any AWS or network failure: log, pause, retry
-            if _error_code(exc) in NO_SUCH_QUEUE:  # a wrong URL, region or account: no retry finds it
+            if aws.error_code(exc) in NO_SUCH_QUEUE:  # a wrong URL, region or account: no retry finds it
                 self.fatal = ConfigError(f"source.queue_url {self.config.queue_url}: no such queue ({exc}); "
                                          "check the URL, and that the region and the credentials' account are the queue's")
                 return 0
