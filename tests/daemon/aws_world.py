@@ -6,10 +6,12 @@ import gzip
 import os
 import signal
 import subprocess
+import time
 import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -105,6 +107,16 @@ class World:
         """``python -m forwarder ...`` as its own process, JSON logs on stderr."""
         return subprocess.Popen([sys.executable, "-m", "forwarder", *args], cwd=REPO, env=dict(os.environ),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_until(check: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
+    """Whether ``check`` came true within ``seconds`` (asked every ``every`` seconds)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
 
 
 def json_logs(stderr: bytes) -> list[dict[str, Any]]:

@@ -4,11 +4,9 @@ parent arrives within the window, shipped unresolved when the window ends first.
 from __future__ import annotations
 
 import signal
-import time
 import urllib.request
-from collections.abc import Callable
 
-from aws_world import World, log_key, when
+from aws_world import World, log_key, wait_until, when
 from servers.ports import free_port
 from cloudtrail import assume, call, issued_key, session_identity, user
 
@@ -70,15 +68,6 @@ def _gauge(port: int, name: str) -> float | None:
     raise AssertionError(f"{name} is not exported")
 
 
-def _until(check: Callable[[], bool], seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.25)
-    return False
-
-
 def test_held_records_and_sessions_show_in_the_metrics(world: World) -> None:
     parent = assume(user("111111111111", "alice"), ROLE, when("2026-03-31T07:00:00Z"))
     child = call(session_identity(ROLE, issued_key(parent), "2026-03-31T07:00:00Z"), when("2026-03-31T07:02:00Z"))
@@ -86,11 +75,11 @@ def test_held_records_and_sessions_show_in_the_metrics(world: World) -> None:
     run = world.spawn("run", "--config", str(world.config(metrics={"listen": f"127.0.0.1:{port}"})))
     try:
         _notify(world, world.put_log(log_key("111111111111", "2026/03/31", "0705"), [child]))
-        assert _until(lambda: _gauge(port, "forwarder_held_records") == 1.0)
+        assert wait_until(lambda: _gauge(port, "forwarder_held_records") == 1.0, 30, every=0.25)
         assert _gauge(port, "forwarder_session_store_size") == 0.0
 
         _notify(world, world.put_log(log_key("111111111111", "2026/03/31", "0710"), [parent]))
-        assert _until(lambda: _gauge(port, "forwarder_held_records") == 0.0)
+        assert wait_until(lambda: _gauge(port, "forwarder_held_records") == 0.0, 30, every=0.25)
         assert _gauge(port, "forwarder_session_store_size") == 1.0
         assert sorted(world.event_ids()) == sorted([parent["eventID"], child["eventID"]])
     finally:

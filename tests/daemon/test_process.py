@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gzip
 import signal
-import time
 import urllib.request
 from collections import Counter
 from datetime import timedelta
 
 import orjson
 import pytest
-from aws_world import World, json_logs, log_key, when
+from aws_world import World, json_logs, log_key, wait_until, when
 from cloudtrail import assume, user
 from servers.hec_server import HecServer, Token
 from servers.ports import free_port
@@ -62,9 +61,7 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(world: World) -> None:
     config = world.config()
 
     first = world.spawn("run", "--config", str(config))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not world.output.exists() or world.output.stat().st_size < 200_000):
-        time.sleep(0.02)
+    wait_until(lambda: world.output.exists() and world.output.stat().st_size >= 200_000, 60, every=0.02)
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
     partial = len(world.event_ids())
@@ -88,9 +85,7 @@ def test_sigterm_exits_0_promptly_and_serves_health_and_metrics(world: World) ->
         metrics={"listen": f"127.0.0.1:{port}"},
     )
     run = world.spawn("run", "--config", str(config))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(world.event_ids()) < len(ids):
-        time.sleep(0.05)
+    wait_until(lambda: len(world.event_ids()) >= len(ids), 30)
     assert sorted(world.event_ids()) == sorted(ids)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
         assert answer.status == 200
@@ -142,9 +137,7 @@ def test_a_message_in_work_longer_than_its_visibility_is_extended_not_handed_out
             metrics={"listen": f"127.0.0.1:{port}"},
         )
         run = world.spawn("run", "--config", str(config))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and world.queue_depth() > 0:
-            time.sleep(0.5)
+        wait_until(lambda: world.queue_depth() == 0, 60, every=0.5)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         run.send_signal(signal.SIGTERM)
         _, stderr = run.communicate(timeout=20)
