@@ -1,12 +1,21 @@
 """boto3 clients: credentials from the standard chain; the endpoint from the config or, when
-the config names none, from AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> (boto3 reads those)."""
+the config names none, from AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> (boto3 reads those).
+
+The region: the configuration's, else AWS_DEFAULT_REGION, else AWS_REGION, else the profile's.
+botocore itself reads only AWS_DEFAULT_REGION and the profile; AWS_REGION is what the other
+AWS SDKs, Lambda and ECS set, so it is honoured here.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import InvalidRegionError, NoRegionError
+
+from forwarder.config import ConfigError
 
 
 def client(service: str, region: str | None = None, endpoint_url: str | None = None, pool: int = 10,
@@ -26,7 +35,17 @@ def client(service: str, region: str | None = None, endpoint_url: str | None = N
         response_checksum_validation="when_required",
         request_checksum_calculation="when_required",
     )
-    return (session or boto3.Session()).client(service, region_name=region, endpoint_url=endpoint_url, config=settings)
+    if not region and not os.environ.get("AWS_DEFAULT_REGION"):
+        region = os.environ.get("AWS_REGION") or None
+    try:
+        return (session or boto3.Session()).client(service, region_name=region, endpoint_url=endpoint_url, config=settings)
+    except NoRegionError:
+        raise ConfigError(f"no AWS region for {service}: set source.region in the configuration, or AWS_REGION "
+                          "or AWS_DEFAULT_REGION in the environment (or region in the AWS profile)") from None
+    except InvalidRegionError as exc:
+        name = exc.kwargs.get("region_name")
+        raise ConfigError(f"{name!r} is not an AWS region name (source.region, AWS_REGION or AWS_DEFAULT_REGION): "
+                          "use one such as eu-central-1") from None
 
 
 def error_code(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from datetime import date
 from tqdm import tqdm
 
 from forwarder.config import Config, ConfigError, S3Source
-from forwarder.pipeline import Outcome, Pipeline
+from forwarder.pipeline import MustStop, NotDelivered, Outcome, Pipeline
 from forwarder.sources.objects import ObjectHandler
 from forwarder.sources.s3poll import CHECKPOINT, days, in_order, list_keys, region_prefixes
 from forwarder.state.base import StateStore
@@ -92,6 +92,9 @@ def run_backfill(config: Config, first: date, last: date, bucket: str | None, pr
         stop.set()
         print("forwarder: backfill interrupted: run the same command again to resume", file=sys.stderr)
         return 130
+    except NotDelivered as exc:  # nothing of the object was kept: the position is before it
+        print(f"forwarder: backfill stopped: {exc.reason}; run the same command again to resume", file=sys.stderr)
+        return 3 if isinstance(exc, MustStop) else 1
     finally:
         runtime.close()
     print(f"backfill {first}..{last}: {result.objects} objects read ({result.already_done} done before), "

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from forwarder.pipeline import Outcome, Pipeline
+from forwarder.pipeline import MustStop, NotDelivered, Outcome, Pipeline
 from forwarder.reader import ObjectError
 from forwarder.sources.files import log_files
 
@@ -41,5 +41,10 @@ def run_files(pipeline: Pipeline, paths: Iterable[Path]) -> BatchResult:
         except ObjectError as exc:
             result.failed_files += 1
             print(f"forwarder: {exc}", file=sys.stderr)
+        except MustStop:
+            raise
+        except NotDelivered as exc:  # nothing of the file was kept: it can be given again
+            result.failed_files += 1
+            print(f"forwarder: {path}: not delivered: {exc.reason}", file=sys.stderr)
     result.add(pipeline.flush())
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -14,10 +15,11 @@ from forwarder import __version__
 from forwarder.config import Config, ConfigError, NdjsonSink, load_config
 from forwarder.deadletter import DeadLetter, StderrDeadLetter
 from forwarder.enrich import Enricher
-from forwarder.pipeline import Pipeline
+from forwarder.pipeline import MustStop, NotDelivered, Pipeline
 from forwarder.rules import cli as sigma_commands
 from forwarder.sinks.base import Sink, SinkError
 from forwarder.sinks.ndjson import NdjsonSink as NdjsonWriter
+from forwarder.state.base import StateError
 from forwarder.state.sqlite import SqliteStore
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -42,9 +44,15 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from forwarder.preflight import problems
+
     config = load_config(args.file)
+    found = problems(config)
+    if found:  # said as load_config says an invalid file, and the same exit status
+        lines = "\n".join(f"  {args.file}: {problem}" for problem in found)
+        raise ConfigError(f"{args.file}: not ready for `forwarder run`\n{lines}")
     sinks = ", ".join(sink.type for sink in config.sinks)
-    print(f"{args.file}: valid (source {config.source.type}, state {config.state.type}, sinks {sinks})")
+    print(f"{args.file}: valid for `forwarder run` (source {config.source.type}, state {config.state.type}, sinks {sinks})")
     return 0
 
 
@@ -146,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".json or .json.gz files, or directories")
     enrich.set_defaults(func=cmd_enrich)
 
-    check = commands.add_parser("check-config", help="validate a configuration file")
+    check = commands.add_parser("check-config", help="validate a configuration file: what `forwarder run` will need")
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_check_config)
 
@@ -194,11 +202,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, StateError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 2
+    except MustStop as exc:
+        print(f"forwarder: {exc.reason}", file=sys.stderr)
+        return 3
     except SinkError as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 3
+    except NotDelivered as exc:  # nothing of what failed was kept: the same command can be run again
+        print(f"forwarder: not delivered: {exc.reason}", file=sys.stderr)
+        return 3 if exc.kind == "sink" else 1
+    except BrokenPipeError:  # `forwarder demo | head`: the reader left, which is no error
+        return 0
     except KeyboardInterrupt:
         return 130
+    finally:
+        _quiet_if_stdout_closed()
+
+
+def _quiet_if_stdout_closed() -> None:
+    """After the reader of standard output left, Python's flush at exit would complain in a
+    traceback-like line; point standard output at /dev/null instead (as Python's docs advise)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

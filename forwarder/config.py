@@ -6,16 +6,24 @@ local files in, NDJSON on standard output, SQLite state.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import unicodedata
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forwarder.strict_yaml import YamlError, read
+
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+# Uncompressed; larger objects are dead-lettered by name. Peak memory grows by up to 16 times
+# this for each object in work (README, "Memory"), which the shipped limits are sized for.
+MAX_OBJECT_BYTES = 32 << 20
+HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 class ConfigError(Exception):
@@ -49,20 +57,83 @@ class SecretRef(_Model):
         return self
 
     def get(self) -> str:
-        """The secret's value, read now (so rotated files are picked up on restart)."""
+        """The secret's value, read now (so rotated files are picked up on restart).
+
+        Refused (ConfigError naming where it lives, never the value): unset, empty, or holding a
+        newline or another control character, which would break the header or login it goes
+        into, and make the HTTP library print it in its error.
+        """
         if self.env is not None:
             value = os.environ.get(self.env)
             if not value:
-                raise ConfigError(f"environment variable {self.env} (named for a secret) is not set")
-            return value
-        assert self.file is not None
-        try:
-            return self.file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"secret file {self.file}: {exc.strerror or exc}") from None
+                raise ConfigError(f"{self._where()} is not set (or empty)")
+        else:
+            assert self.file is not None
+            try:
+                # One trailing newline is what `echo secret > file` and editors leave (a CRLF one
+                # too: text mode reads it as "\n").
+                value = self.file.read_text(encoding="utf-8").removesuffix("\n")
+            except OSError as exc:
+                raise ConfigError(f"{self._where()}: cannot read it: {exc.strerror or exc}") from None
+            except UnicodeDecodeError:  # its message would quote a byte of the secret
+                raise ConfigError(f"{self._where()} is not UTF-8 text") from None
+            if not value:
+                raise ConfigError(f"{self._where()} is empty")
+        self._refuse_characters(value)
+        return value
+
+    def _where(self) -> str:
+        return f"environment variable {self.env} (named for a secret)" if self.env else f"secret file {self.file}"
+
+    def _refuse_characters(self, value: str) -> None:
+        for char in value:
+            if unicodedata.category(char) == "Cc":
+                what = "a newline" if char in "\r\n" else f"a control character (U+{ord(char):04X})"
+                fix = "set it to the secret alone" if self.env else "write the secret alone on one line (one newline may end it)"
+                raise ConfigError(f"{self._where()} holds {what}: {fix}")
 
     def __repr__(self) -> str:  # the reference is harmless to show; the value never is
         return f"SecretRef(env={self.env!r})" if self.env else f"SecretRef(file={str(self.file)!r})"
+
+
+class HeaderSecret(SecretRef):
+    """A secret sent as an HTTP header value (a token, an API key), which only ASCII can be."""
+
+    def _refuse_characters(self, value: str) -> None:
+        super()._refuse_characters(value)
+        if not value.isascii():
+            raise ConfigError(f"{self._where()} holds a character outside ASCII, which an HTTP header cannot carry")
+
+
+def http_url(value: str, example: str) -> str:
+    """``value`` when it is an http(s) URL with a host (and, if any, a valid port), without a login."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL such as {example}")
+    if parts.username is not None or parts.password is not None:  # the value is not repeated: it holds a secret
+        raise ValueError("a URL here carries no user name or password: give them as the section's own settings")
+    return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 in brackets) as (host, port); ValueError saying what is wrong."""
+    host, _, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            host = ""
+    elif not HOSTNAME.match(host):
+        host = ""
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT with a port from 1 to 65535: "
+                         "127.0.0.1:9108 for this machine, 0.0.0.0:9108 for every interface, [::1]:9108 for IPv6")
+    return host, int(port)
 
 
 def _account_list(values: list[str]) -> list[str]:
@@ -145,6 +216,10 @@ class FilesSource(_Model):
     paths: list[Path] = []
 
 
+def _endpoint_url(value: str | None) -> str | None:
+    return None if value is None else http_url(value, "http://127.0.0.1:4566")
+
+
 class SqsSource(_Model):
     type: Literal["sqs"]
     queue_url: str
@@ -157,7 +232,14 @@ class SqsSource(_Model):
     # After a sink failure the message comes back this much later (not after the full timeout).
     retry_delay_seconds: int = Field(30, ge=0, le=43200)
     concurrency: int = Field(8, ge=1)
-    max_object_bytes: int = Field(1 << 30, ge=1024)
+    max_object_bytes: int = Field(MAX_OBJECT_BYTES, ge=1024)
+
+    _check_urls = field_validator("endpoint_url")(_endpoint_url)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        return http_url(value, "https://sqs.eu-central-1.amazonaws.com/111111111111/cloudtrail-objects")
 
 
 class S3Source(_Model):
@@ -175,7 +257,9 @@ class S3Source(_Model):
     # a key sorting before one already read (see sources/s3poll.py).
     lookback_minutes: int = Field(15, ge=0)
     concurrency: int = Field(8, ge=1)
-    max_object_bytes: int = Field(1 << 30, ge=1024)
+    max_object_bytes: int = Field(MAX_OBJECT_BYTES, ge=1024)
+
+    _check_urls = field_validator("endpoint_url")(_endpoint_url)
 
 
 Source = Annotated[FilesSource | SqsSource | S3Source, Field(discriminator="type")]
@@ -194,6 +278,19 @@ class RedisState(_Model):
     # A held record claimed by a process that dies is claimable again after this lease.
     claim_lease_seconds: int = Field(300, ge=1)
 
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"{value!r} is not a Redis URL such as redis://redis.internal:6379/0")
+        if parts.password is not None:  # the value is not repeated: it holds a secret
+            raise ValueError("the URL carries a password: give it as 'password' ({env: VARIABLE} or {file: PATH})")
+        return value
+
 
 State = Annotated[SqliteState | RedisState, Field(discriminator="type")]
 
@@ -207,7 +304,7 @@ class ElasticsearchSink(_Model):
     type: Literal["elasticsearch"]
     hosts: list[str] = []
     cloud_id: str | None = None
-    api_key: SecretRef | None = None
+    api_key: HeaderSecret | None = None
     username: str | None = None
     password: SecretRef | None = None
     ca_file: Path | None = None
@@ -232,6 +329,11 @@ class ElasticsearchSink(_Model):
     # Bulk requests in flight at once: the next batch is prepared while one is indexed.
     bulk_concurrency: int = Field(2, ge=1, le=16)
 
+    @field_validator("hosts")
+    @classmethod
+    def _host_urls(cls, values: list[str]) -> list[str]:
+        return [http_url(value, "https://es.example.com:9200") for value in values]
+
     @model_validator(mode="after")
     def _where(self) -> ElasticsearchSink:
         if not self.hosts and not self.cloud_id:
@@ -246,7 +348,7 @@ class ElasticsearchSink(_Model):
 class SplunkHecSink(_Model):
     type: Literal["splunk_hec"]
     url: str
-    token: SecretRef
+    token: HeaderSecret
     index: str | None = None
     sourcetype: str = "aws:cloudtrail"
     host: str | None = None
@@ -268,9 +370,7 @@ class SplunkHecSink(_Model):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL such as https://splunk.example.com:8088")
-        return value
+        return http_url(value, "https://splunk.example.com:8088")
 
 
 SinkConfig = Annotated[NdjsonSink | ElasticsearchSink | SplunkHecSink, Field(discriminator="type")]
@@ -290,7 +390,7 @@ class SplunkSavedSearches(_Model):
     scheme: Literal["https", "http"] = "https"
     username: str | None = None
     password: SecretRef | None = None
-    token: SecretRef | None = None  # a Splunk authentication token (Bearer), instead of a login
+    token: HeaderSecret | None = None  # a Splunk authentication token (Bearer), instead of a login
     verify_tls: bool = True
     owner: str = "nobody"
     app: str = "search"
@@ -330,6 +430,13 @@ class MetricsConfig(_Model):
     listen: str | None = "127.0.0.1:9108"
     # /healthz answers 503 when the source has not completed a receive or listing for this long.
     stale_after_seconds: int = Field(120, ge=1)
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
 
 
 class LoggingConfig(_Model):
@@ -397,13 +504,7 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        data = read(path)
+    except YamlError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return parse_config(data, str(path))

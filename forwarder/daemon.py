@@ -3,7 +3,8 @@
 Each turn of the loop asks the source for one short step; every few seconds a tick releases
 held records whose wait ended, forgets expired sessions, refreshes the organization and the
 gauges. SIGTERM/SIGINT stop the receiving, let what is in flight finish (bounded), close the
-sinks and exit 0; a ``SinkFatal`` exits non-zero with the message, acknowledging nothing more.
+sinks and exit 0; a sink that no retry can fix exits 3 with the message, acknowledging
+nothing more; a configuration or state store unusable at start exits 2 naming it.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from forwarder.enrich import Enricher
 from forwarder.enrich.policy import Organization, Policy, StaticOrganization
 from forwarder.metrics import CountingSink, Health, Metrics, serve
 from forwarder.organization import DiscoveredOrganization
-from forwarder.pipeline import Pipeline
+from forwarder.errors import defect
+from forwarder.pipeline import MustStop, NotDelivered, Pipeline
 from forwarder.sinks import build_sink
-from forwarder.sinks.base import SinkError, SinkFatal
 from forwarder.state import StateStore, open_store
+from forwarder.state.base import StateError
 
 log = logging.getLogger("forwarder.daemon")
 
@@ -86,8 +88,12 @@ class Daemon:
         self.stop = threading.Event()
         self.runtime = build_runtime(config, source.max_object_bytes)
         self.health = Health(config.metrics.stale_after_seconds)
-        self.source: Source = self._source(config)
-        self._stop_server = serve(config.metrics.listen, self.runtime.metrics, self.health) if config.metrics.listen else None
+        try:
+            self.source: Source = self._source(config)
+            self._stop_server = serve(config.metrics.listen, self.runtime.metrics, self.health) if config.metrics.listen else None
+        except BaseException:
+            self.runtime.close()  # nothing was read: give the store and the sinks back before exiting
+            raise
 
     def _source(self, config: Config) -> Source:
         runtime = self.runtime
@@ -123,9 +129,9 @@ class Daemon:
                 if self.exit_when_idle is not None and now - last_activity >= self.exit_when_idle:
                     log.info("nothing arrived for a while: exiting", extra={"idle_seconds": self.exit_when_idle})
                     break
-        except SinkFatal as exc:
-            log.error(f"stopping: a sink cannot deliver and no retry will fix it: {exc}",
-                      extra={"reason": str(exc)})
+        except MustStop as exc:
+            log.error(f"stopping: a sink cannot deliver and no retry will fix it: {exc.reason}",
+                      extra={"reason": exc.reason})
             code = EXIT_FATAL
         except ConfigError as exc:
             log.error(f"stopping: {exc}", extra={"reason": str(exc)})
@@ -139,24 +145,52 @@ class Daemon:
         return code
 
     def tick(self) -> None:
-        """Housekeeping that must not wait for input: held records due by the stream clock."""
+        """Housekeeping that must not wait for input: held records due by the stream clock.
+        A failure here is logged and tried again at the next tick; only a fatal sink stops."""
         runtime = self.runtime
         try:
             runtime.metrics.outcome(self.source.label, runtime.pipeline.release_due())
-        except SinkFatal:
+        except MustStop:
             raise
-        except SinkError as exc:
-            log.error("held records not delivered: they are released again at the next tick", extra={"reason": str(exc)})
-            runtime.metrics.errors.labels("sink_error").inc()
-        runtime.pipeline.forget_expired()
-        if isinstance(runtime.organization, DiscoveredOrganization):
-            runtime.organization.refresh()
-        runtime.metrics.held.set(runtime.store.held_count())
-        runtime.metrics.sessions.set(runtime.store.count("session"))
+        except NotDelivered as exc:
+            log.log(logging.WARNING if exc.transient else logging.ERROR,
+                    "held records not delivered: they are released again at the next tick",
+                    extra={"kind": exc.kind, "reason": exc.reason, "retry_in_seconds": TICK_SECONDS})
+            runtime.metrics.errors.labels(exc.kind).inc()
+        for task in (runtime.pipeline.forget_expired, self._refresh, self._gauges):
+            try:
+                task()
+            except StateError as exc:
+                log.log(logging.WARNING if exc.transient else logging.ERROR,
+                        "housekeeping failed: it is tried again at the next tick",
+                        extra={"kind": "state", "reason": str(exc), "retry_in_seconds": TICK_SECONDS})
+                runtime.metrics.errors.labels("state").inc()
+            except NotDelivered as exc:
+                log.error("housekeeping failed: it is tried again at the next tick",
+                          extra={"kind": exc.kind, "reason": exc.reason, "retry_in_seconds": TICK_SECONDS})
+                runtime.metrics.errors.labels(exc.kind).inc()
+            except Exception as exc:  # noqa: BLE001 - a defect in housekeeping must not stop delivery
+                log.error("housekeeping failed: it is tried again at the next tick",
+                          extra={"kind": "defect", "reason": defect(exc), "retry_in_seconds": TICK_SECONDS})
+                runtime.metrics.errors.labels("defect").inc()
+
+    def _refresh(self) -> None:
+        if isinstance(self.runtime.organization, DiscoveredOrganization):
+            self.runtime.organization.refresh()
+
+    def _gauges(self) -> None:
+        self.runtime.metrics.held.set(self.runtime.store.held_count())
+        self.runtime.metrics.sessions.set(self.runtime.store.count("session"))
 
 
 def run(config: Config, exit_when_idle: float | None, shutdown_timeout: float) -> int:
-    code = Daemon(config, exit_when_idle=exit_when_idle, shutdown_timeout=shutdown_timeout).run()
+    try:
+        daemon = Daemon(config, exit_when_idle=exit_when_idle, shutdown_timeout=shutdown_timeout)
+    except (StateError, ConfigError) as exc:
+        # Nothing was read yet: exit 2 so that systemd's RestartPreventExitStatus stops the loop.
+        log.error(f"cannot start: {exc}", extra={"reason": str(exc), "exit_code": EXIT_CONFIG})
+        return EXIT_CONFIG
+    code = daemon.run()
     deadline = time.monotonic() + 2.0  # idle pool workers take a moment to see the shutdown
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:

@@ -26,11 +26,10 @@ from typing import Any
 import orjson
 
 from forwarder import aws
-from forwarder.config import Config, ConfigError, S3Source, SqsSource
+from forwarder.config import MAX_OBJECT_BYTES, Config, ConfigError, S3Source, SqsSource
 from forwarder.daemon import Runtime, build_runtime
-from forwarder.deadletter import DOCUMENTS, OBJECTS, DeadLetter
+from forwarder.deadletter import DOCUMENTS, OBJECTS, DeadLetter, append
 from forwarder.enrich import Enricher
-from forwarder.enrich.enricher import Batch
 from forwarder.pipeline import Pipeline
 from forwarder.reader import ObjectError
 from forwarder.sinks.base import Sink
@@ -93,9 +92,7 @@ class _Claimed:
         """Append entries unchanged to the live file (the running forwarder appends there too,
         one whole line per write, so lines never interleave)."""
         if entries and not self.dry_run:
-            self.live.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.live, "ab") as out:
-                out.write(b"".join(entry.line + b"\n" for entry in entries))
+            append(self.live, b"".join(entry.line + b"\n" for entry in entries))
 
     def finish(self) -> None:
         if not self.dry_run:
@@ -109,16 +106,6 @@ def _record_bytes(entry: _Entry) -> bytes | None:
     if isinstance(entry.data.get("raw"), str):
         return entry.data["raw"].encode()
     return None
-
-
-def _merge(into: Batch, batch: Batch) -> None:
-    into.documents.extend(batch.documents)
-    into.errors.extend(batch.errors)
-    into.released.extend(batch.released)
-    into.held += batch.held
-    into.skipped += batch.skipped
-    into.duplicates += batch.duplicates
-    into.total += batch.total
 
 
 def _targets(entry: _Entry, sinks: list[Sink]) -> tuple[str, ...]:
@@ -175,13 +162,7 @@ def replay_documents(config: Config, dry_run: bool, say: Say) -> int:
             pipeline = Pipeline(enricher, sinks, dead_letter)
             for start in range(0, len(group), _CHUNK):
                 chunk = group[start:start + _CHUNK]
-                batch = Batch()
-                for entry in chunk:
-                    one = enricher.enrich_records(entry.source, [_record_bytes(entry) or b""])
-                    if one.errors:  # deliver() dead-letters these again before it sends anything
-                        del pending[id(entry)]
-                    _merge(batch, one)
-                pipeline.deliver(batch)
+                pipeline.process_entries([(entry.source, _record_bytes(entry) or b"") for entry in chunk])
                 tried += len(chunk)
                 for entry in chunk:
                     pending.pop(id(entry), None)
@@ -286,7 +267,7 @@ def replay_queue(config: Config, dry_run: bool, say: Say) -> int:
 def _runtime(config: Config) -> tuple[Runtime, _Counting]:
     """The daemon's runtime, its dead letter counting what this replay adds."""
     source = config.source
-    runtime = build_runtime(config, source.max_object_bytes if isinstance(source, SqsSource | S3Source) else 1 << 30)
+    runtime = build_runtime(config, source.max_object_bytes if isinstance(source, SqsSource | S3Source) else MAX_OBJECT_BYTES)
     counting = _Counting(config.dead_letter.path)
     runtime.pipeline.dead_letter = counting
     return runtime, counting

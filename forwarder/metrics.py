@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -9,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from forwarder.config import ConfigError, listen_address
 from forwarder.document import Document
-from forwarder.enrich.times import epoch
+from forwarder.record import epoch
 from forwarder.pipeline import Outcome
 from forwarder.sinks.base import Delivery, Sink
 
@@ -99,9 +101,20 @@ class Health:
         return None
 
 
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def serve(listen: str, metrics: Metrics, health: Health) -> Callable[[], None]:
-    """Serve /metrics and /healthz on ``host:port`` in a thread; return the function that stops it."""
-    host, _, port = listen.rpartition(":")
+    """Serve /metrics and /healthz on ``host:port`` in a thread; return the function that stops it.
+
+    An address that cannot be bound (in use, not this machine's, a name that does not resolve)
+    is a ConfigError naming ``metrics.listen``.
+    """
+    try:
+        host, port = listen_address(listen)
+    except ValueError as exc:
+        raise ConfigError(f"metrics.listen: {exc}") from None
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server interface
@@ -124,7 +137,12 @@ def serve(listen: str, metrics: Metrics, health: Health) -> Callable[[], None]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - scrapes are not news
             pass
 
-    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), Handler)
+    server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+    try:
+        server = server_class((host, port), Handler)
+    except OSError as exc:
+        raise ConfigError(f"metrics.listen: cannot listen on {listen}: {exc.strerror or exc}: "
+                          "choose a free port or another address (null turns the endpoint off)") from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
 

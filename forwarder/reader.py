@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import msgspec
 from isal import isal_zlib
 
+from forwarder.config import MAX_OBJECT_BYTES
+
 GZIP_MAGIC = b"\x1f\x8b"
 # Digest files prove integrity; Insights files describe anomalies, not API calls.
 SKIPPED_NAME = re.compile(r"CloudTrail-Digest|CloudTrail-Insight")
@@ -83,7 +85,7 @@ def decompress(name: str, data: bytes, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_object(name: str, data: bytes, limit: int = 1 << 30) -> LogObject:
+def read_object(name: str, data: bytes, limit: int = MAX_OBJECT_BYTES) -> LogObject:
     """Split one CloudTrail object into its records' raw bytes; raise ObjectError if unreadable."""
     if is_skipped_name(name):
         return LogObject(name, [], skipped="digest or Insights file")

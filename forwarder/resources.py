@@ -15,5 +15,6 @@ _INSTALLED = Path(sys.prefix) / "share" / "forwarder"
 
 def project_dir(name: str) -> Path:
     """The folder ``name`` (``mappings`` or ``sigma``) of this installation."""
-    source = _SOURCE_TREE / name
-    return source if source.is_dir() else _INSTALLED / name
+    # The checkout is told by its pyproject.toml: in an installed wheel the folder beside the
+    # package is site-packages, where pySigma's own "sigma" package lives.
+    return _SOURCE_TREE / name if (_SOURCE_TREE / "pyproject.toml").is_file() else _INSTALLED / name

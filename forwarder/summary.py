@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder.document import Document
-from forwarder.enrich.times import epoch
+from forwarder.record import epoch
 from forwarder.sinks.base import Delivery
 
 BURST_COUNT = 5

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from forwarder.enrich.chains import Chain
-from forwarder.enrich.identity import Caller, mapping, text
+from forwarder.enrich.identity import Caller
 from forwarder.enrich.policy import Policy
-from forwarder.enrich.times import iso, parse_expiration, parse_time
+from forwarder.record import iso, mapping, parse_expiration, parse_time, text
 
 ASSUME_EVENTS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
 STS = "sts.amazonaws.com"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from forwarder.enrich.identity import SESSION, THIN, Caller
 from forwarder.state.base import StateStore
+
+if TYPE_CHECKING:
+    from forwarder.enrich.step import Step
 
 MAX_HOPS = 64  # far beyond any real chain; stops a cycle in broken or crafted input
 MAX_SESSION_SECONDS = 12 * 3600  # the longest an STS session can last
@@ -69,18 +73,25 @@ class Chain:
 class Sessions:
     """The session store's view for chain resolution, with resolved chains memoised.
 
-    A resolved chain never changes (every link is known and keys are unique), so it is
-    cached for good; an unresolved one is looked up again each time, since its missing
+    Reads look at the steps in work (newest first) before what is committed; writes go into
+    the current step (the last one) and reach the store when it commits. A resolved chain
+    never changes (every link is known and keys are unique), so it is memoised for good once
+    its step is committed; an unresolved one is looked up again each time, since its missing
     link may have arrived since.
     """
 
-    def __init__(self, store: StateStore, margin_seconds: float) -> None:
+    def __init__(self, store: StateStore, margin_seconds: float, steps: Sequence[Step]) -> None:
         self._store = store
         self._margin = margin_seconds
+        self._steps = steps
         self._cache: dict[str, Session] = {}
         self._resolved: dict[str, Chain] = {}
 
     def get(self, key: str) -> Session | None:
+        for step in reversed(self._steps):
+            staged = step.sessions.get(key)
+            if staged is not None:
+                return staged
         session = self._cache.get(key)
         if session is None:
             data = self._store.get("session", key)
@@ -91,20 +102,37 @@ class Sessions:
         return session
 
     def put(self, session: Session) -> bool:
-        """Store a session; a thin copy never replaces the caller's full one. True if stored."""
+        """Stage a session; a thin copy never replaces the caller's full one. True if staged."""
         known = self.get(session.key)
         if known is not None and session.thin and not known.thin:
             return False
-        self._store.put("session", session.key, orjson.dumps(asdict(session)), self._expiry(session))
-        self._cache[session.key] = session
+        step = self._steps[-1]
+        step.sessions[session.key] = session
+        # Written only where there is none yet if thin: a step in work elsewhere may commit
+        # the full copy first.
+        target = step.writes.defaults if session.thin else step.writes.values
+        target[("session", session.key)] = (orjson.dumps(asdict(session)), self._expiry(session))
         return True
 
     def put_caller(self, shared_event_id: str, caller: Caller, expires_at: float | None) -> None:
-        self._store.put("caller", shared_event_id, orjson.dumps(asdict(caller)), expires_at)
+        step = self._steps[-1]
+        step.callers[shared_event_id] = caller
+        step.writes.values[("caller", shared_event_id)] = (orjson.dumps(asdict(caller)), expires_at)
 
     def get_caller(self, shared_event_id: str) -> Caller | None:
+        for step in reversed(self._steps):
+            staged = step.callers.get(shared_event_id)
+            if staged is not None:
+                return staged
         data = self._store.get("caller", shared_event_id)
         return Caller(**orjson.loads(data)) if data is not None else None
+
+    def committed(self, step: Step) -> None:
+        for key, session in step.sessions.items():
+            known = self._cache.get(key)
+            if not (session.thin and known is not None and not known.thin):
+                self._cache[key] = session
+        self._resolved.update(step.resolved)
 
     def forget_before(self, moment: float) -> int:
         """Forget the sessions (and cross-account callers) whose expiry, margin included, is
@@ -123,12 +151,21 @@ class Sessions:
     def chain_of_key(self, key: str, issuer_arn: str | None, created: float | None) -> Chain:
         """The chain behind calls made with ``key``; ``issuer_arn``/``created`` describe the
         session as the call itself reports it (``sessionContext``), for when it is unknown."""
-        cached = self._resolved.get(key)
+        cached = self._memo(key)
         if cached is not None:
             return cached
         chain = self._walk(key, issuer_arn, created, set())
-        if chain.resolved:
-            self._resolved[key] = chain
+        if chain.resolved and self._steps:
+            self._steps[-1].resolved[key] = chain
+        return chain
+
+    def _memo(self, key: str) -> Chain | None:
+        chain = self._resolved.get(key)
+        if chain is None:
+            for step in self._steps:
+                chain = step.resolved.get(key)
+                if chain is not None:
+                    break
         return chain
 
     def chain_of_caller(self, caller: Caller, role_arn: str | None, shared_event_id: str | None) -> Chain:
@@ -152,7 +189,7 @@ class Sessions:
             if caller.access_key_id is None or caller.access_key_id in seen or len(seen) >= MAX_HOPS:
                 parent = Chain(None, None, None, [caller.issuer_arn] if caller.issuer_arn else [], False)
             else:
-                cached = self._resolved.get(caller.access_key_id)
+                cached = self._memo(caller.access_key_id)
                 parent = cached or self._walk(caller.access_key_id, caller.issuer_arn, caller.created, seen)
             hops = [*parent.hops, role_arn] if role_arn else list(parent.hops)
             return Chain(

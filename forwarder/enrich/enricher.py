@@ -7,7 +7,8 @@ record's own account, never the wall clock. In batch mode the wait ends with the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +19,12 @@ from forwarder.config import Config
 from forwarder.document import Document
 from forwarder.enrich.assumption import ASSUME_EVENTS, STS, assumption_fields, is_assumption, read_assumption
 from forwarder.enrich.chains import Chain, Session, Sessions
-from forwarder.enrich.identity import SESSION, THIN, Caller, caller_of, mapping, text
+from forwarder.enrich.identity import SESSION, THIN, Caller, caller_of
 from forwarder.enrich.policy import Policy
-from forwarder.enrich.times import epoch, parse_expiration
-from forwarder.state.base import Held, StateStore
+from forwarder.record import epoch, mapping, parse_expiration, text
+from forwarder.enrich.step import Step
+from forwarder.errors import defect
+from forwarder.state.base import Held, StateError, StateStore
 
 INSIGHT = "AwsCloudTrailInsight"
 _DEDUP_PRUNE_EVERY = 50_000
@@ -59,12 +62,11 @@ class RecordError:
 
 @dataclass(slots=True)
 class Batch:
-    """What enriching one object (or a release of held records) produced."""
+    """What a step produced."""
 
+    step: Step = field(default_factory=Step)
     documents: list[Document] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
-    released: list[str] = field(default_factory=list)  # held ids to forget once delivered
-    seen: list[tuple[str, str]] = field(default_factory=list)  # (account, eventID) first met here
     held: int = 0
     skipped: int = 0  # not selected (or Insights records)
     duplicates: int = 0
@@ -74,7 +76,9 @@ class Batch:
 class Enricher:
     """Stateful: owns the session view, the per-account stream clocks and the duplicate filter.
 
-    Not thread-safe: the daemon serialises calls (enrichment is CPU-bound under the GIL anyway).
+    What it reads is layered: the current step's own learnings, those of steps still in work
+    (newest first), then what is committed (memoised here, else the store). It writes only
+    into the current step. Not thread-safe: the pipeline serialises calls.
     """
 
     def __init__(
@@ -82,7 +86,8 @@ class Enricher:
     ) -> None:
         self.store = store
         self.policy = policy or Policy(config)
-        self.sessions = Sessions(store, config.chains.session_margin_seconds)
+        self._steps: list[Step] = []  # begun, neither committed nor discarded; the last is current
+        self.sessions = Sessions(store, config.chains.session_margin_seconds, self._steps)
         self._select = config.select
         self._window: float | None = None if batch else float(config.chains.hold_back_seconds)
         self._dedup_window = config.chains.dedup_window_seconds
@@ -90,6 +95,42 @@ class Enricher:
         self._seen: dict[str, dict[str, float]] = {}
         self._added = 0
         self._clock: dict[str, float] = {}
+        self._wake: set[str] = set()
+
+    # -- steps -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _begin(self) -> Iterator[Batch]:
+        batch = Batch()
+        self._steps.append(batch.step)
+        try:
+            yield batch
+        except BaseException:
+            self.discard(batch.step)
+            raise
+
+    def committed(self, step: Step) -> None:
+        """The step's writes are durable: what it learnt becomes the committed view."""
+        self._steps.remove(step)
+        for account, moment in step.writes.clocks.items():
+            if moment > self._clock.get(account, float("-inf")):
+                self._clock[account] = moment
+        for account, marks in step.seen.items():
+            self._seen.setdefault(account, {}).update(marks)
+            self._added += len(marks)
+        if self._added >= _DEDUP_PRUNE_EVERY:
+            self._prune_seen()
+        self.sessions.committed(step)
+        self._wake = (self._wake - step.woken) | step.wake
+
+    def discard(self, step: Step) -> None:
+        """The step failed: forget it, and give back the held records it took."""
+        if step in self._steps:
+            self._steps.remove(step)
+        try:
+            self.store.unclaim(step.claimed)
+        except StateError:
+            pass  # the store is away: its claims lapse with their lease, and the records are released again
 
     # -- the stream clock, per account --------------------------------------------------
 
@@ -100,48 +141,91 @@ class Enricher:
             if data is not None:
                 known = float(data)
                 self._clock[account] = known
+        for step in self._steps:
+            staged = step.writes.clocks.get(account)
+            if staged is not None and (known is None or staged > known):
+                known = staged
         return known
 
-    def _advance(self, latest: dict[str, str]) -> None:
+    def _advance(self, step: Step, latest: dict[str, str]) -> None:
         for account, moment_text in latest.items():
             moment = epoch(moment_text)
             if moment is None:
                 continue
             known = self.stream_time(account)
             if known is None or moment > known:
-                self._clock[account] = moment
-                self.store.put("stream", account, repr(moment).encode())
+                step.writes.clocks[account] = moment
 
     # -- entry points ----------------------------------------------------------------------
 
     def enrich_records(self, source: str, records: Iterable[msgspec.Raw | bytes]) -> Batch:
         """Enrich the records of one object, then release what became due."""
-        batch = Batch()
-        latest: dict[str, str] = {}
-        with self.store.transaction():
+        with self._begin() as batch:
+            latest: dict[str, str] = {}
             for index, raw in enumerate(records):
                 batch.total += 1
-                self._one(source, index, raw, batch, latest)
-            self._advance(latest)
-            if self._window is not None:
-                for account in latest:
-                    now = self._clock.get(account)
-                    if now is not None:
-                        self._reprocess(self.store.release_due(account, now), batch, hold=False)
+                try:
+                    self._one(source, index, raw, batch, latest)
+                except StateError:
+                    raise  # the store's fault, not the record's: the whole step fails
+                except Exception as exc:  # noqa: BLE001 - a defect meeting one record: that record alone is dead-lettered
+                    batch.errors.append(RecordError(source, index, f"record {index} could not be enriched: {defect(exc)}",
+                                                    bytes(raw)))
+            self._release_after(batch, latest)
         return batch
 
-    def release_due(self) -> Batch:
-        """Held records whose wait is over by their account's stream clock (daemon ticks)."""
-        batch = Batch()
-        with self.store.transaction():
-            for account, now in list(self._clock.items()):
+    def enrich_entries(self, entries: Iterable[tuple[str, bytes]]) -> Batch:
+        """Records from several places as one step (a replay of dead-lettered records)."""
+        with self._begin() as batch:
+            latest: dict[str, str] = {}
+            for index, (source, raw) in enumerate(entries):
+                batch.total += 1
+                try:
+                    self._one(source, index, raw, batch, latest)
+                except StateError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - as in enrich_records
+                    batch.errors.append(RecordError(source, index, f"record could not be enriched: {defect(exc)}", raw))
+            self._release_after(batch, latest)
+        return batch
+
+    def _release_after(self, batch: Batch, latest: dict[str, str]) -> None:
+        self._advance(batch.step, latest)
+        if self._window is None:
+            return
+        for account in latest:
+            now = self.stream_time(account)
+            if now is not None:
+                self._reprocess(self._due_here(batch, account, now), batch, hold=False)
                 self._reprocess(self.store.release_due(account, now), batch, hold=False)
+
+    def _due_here(self, batch: Batch, account: str, now: float) -> list[Held]:
+        """This step's own holds whose wait the step's own records already ended."""
+        step = batch.step
+        due = [h for h in step.writes.holds if h.account == account and h.deadline is not None and h.deadline < now]
+        if due:
+            step.writes.holds = [h for h in step.writes.holds if not (h.account == account and h in due)]
+            for held in due:
+                step.waiting[held.wait_on].remove(held)
+            batch.held -= len(due)
+        return due
+
+    def release_due(self) -> Batch:
+        """Held records whose wait is over by their account's stream clock (daemon ticks), and
+        those whose missing link arrived while they were not in the store yet."""
+        with self._begin() as batch:
+            batch.step.woken = set(self._wake)
+            for wait_on in sorted(batch.step.woken):
+                self._reprocess(self.store.release(wait_on), batch, hold=True)
+            for account in list(self._clock):
+                now = self.stream_time(account)
+                if now is not None:
+                    self._reprocess(self.store.release_due(account, now), batch, hold=False)
         return batch
 
     def flush(self) -> Batch:
         """End of input: everything still held ships as it is (batch mode, or shutdown of a backfill)."""
-        batch = Batch()
-        with self.store.transaction():
+        with self._begin() as batch:
             self._reprocess(self.store.release_all(), batch, hold=False)
         return batch
 
@@ -210,28 +294,23 @@ class Enricher:
             return assume
         return assume or session_call
 
-    def unsee(self, batch: Batch) -> None:
-        """Forget that a batch's records were met: its delivery failed and it will be read again."""
-        for account, event_id in batch.seen:
-            self._seen.get(account, {}).pop(event_id, None)
-
     def _duplicate(self, event_id: str | None, account: str | None, moment: str | None, batch: Batch) -> bool:
         if event_id is None:
             return False
         # The two copies of a cross-account call are distinct records, even where (as in
         # AWS's own documentation) they share an eventID: the recipient tells them apart.
-        seen = self._seen.setdefault(account or "", {})
-        key = event_id
-        if key in seen:
+        account = account or ""
+        committed = self._seen.get(account)
+        if committed is not None and event_id in committed:
             return True
+        for step in self._steps:
+            marks = step.seen.get(account)
+            if marks is not None and event_id in marks:
+                return True
         # Remembered from the point the account's stream had reached (one shared float, no
         # parse per record) until the stream is a window further on.
-        position = self._clock.get(account or "")
-        seen[key] = position if position is not None else (epoch(moment) or 0.0)
-        batch.seen.append((account or "", key))
-        self._added += 1
-        if self._added >= _DEDUP_PRUNE_EVERY:
-            self._prune_seen()
+        position = self._clock.get(account)
+        batch.step.seen.setdefault(account, {})[event_id] = position if position is not None else (epoch(moment) or 0.0)
         return False
 
     def _prune_seen(self) -> None:
@@ -259,15 +338,30 @@ class Enricher:
             return batch.documents[-1]
         if hold and self._should_hold(record, chain):
             assert chain.blocker is not None
-            self.store.hold(Held(chain.blocker, _account(record), self._deadline(record, chain), source, raw))
+            held = Held(chain.blocker, _account(record), self._deadline(record, chain), source, raw)
+            batch.step.writes.holds.append(held)
+            batch.step.waiting.setdefault(held.wait_on, []).append(held)
             batch.held += 1
             document = None
         else:
             document = Document(record, assumerole, source, raw)
             batch.documents.append(document)
         for released in registered:
-            self._reprocess(self.store.release(released), batch, hold=True)
+            self._release(released, batch)
         return document
+
+    def _release(self, wait_on: str, batch: Batch) -> None:
+        """A link arrived: the records waiting on it are enriched again, wherever they wait."""
+        step = batch.step
+        here = step.waiting.pop(wait_on, [])
+        if here:  # held earlier in this same step (a child before its parent in one object)
+            step.writes.holds = [h for h in step.writes.holds if h.wait_on != wait_on]
+            batch.held -= len(here)
+            self._reprocess(here, batch, hold=True)
+        for other in self._steps:
+            if other is not step and wait_on in other.waiting:
+                other.wake.add(wait_on)  # not in the store yet: released once that step commits
+        self._reprocess(self.store.release(wait_on), batch, hold=True)
 
     def _assumption(self, record: dict[str, Any]) -> tuple[dict[str, Any], Chain, list[str]]:
         facts = read_assumption(record)
@@ -335,10 +429,18 @@ class Enricher:
         # A released assumption may register a session that releases more records in turn;
         # the depth of that is bounded by the length of the chain.
         for item in held:
-            record = _loads(item.record)
-            assert isinstance(record, dict) and item.id is not None
-            self._enrich(item.source, record, item.record, batch, hold=hold)
-            batch.released.append(item.id)
+            if item.id is not None:
+                batch.step.claimed.append(item.id)
+            try:
+                record = _loads(item.record)
+                self._enrich(item.source, record, item.record, batch, hold=hold)
+            except StateError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a defect meeting one held record: it alone is dead-lettered
+                batch.errors.append(RecordError(item.source, -1, f"held record could not be enriched: {defect(exc)}",
+                                                item.record))
+            if item.id is not None:  # from the store: forgotten there when this step commits
+                batch.step.writes.done.append(item.id)
 
 
 def _missing_since(record: dict[str, Any], chain: Chain) -> float | None:

@@ -5,19 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from forwarder.enrich.times import epoch
+from forwarder.record import epoch, mapping, text
 
 SESSION = "AssumedRole"
 THIN = "AWSAccount"  # the role owner's copy of a cross-account call names only the account
 NO_ACCOUNT = frozenset({"AWSService", "SAMLUser", "WebIdentityUser"})
-
-
-def text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,15 +1,28 @@
-"""Validate Sigma rules with pySigma's own validators (offline)."""
+"""Validate Sigma rules offline: pySigma's own validators, and what they let pass.
+
+pySigma validates each rule on its own, so two mistakes go through that only a conversion (or
+no alert ever) would show: a field the forwarder does not write, and a condition that names a
+detection the rule does not define. "Known" fields are those of the field catalogue that every
+target's pipeline takes: CloudTrail's own names (``userIdentity.arn``), keys inside CloudTrail's
+free-form objects (``requestParameters.roleArn``), and ``assumerole.*``.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from sigma.validation import SigmaValidator
 from sigma.validators.core import validators
 
 from forwarder.rules.attack import use_local_attack_data
 from forwarder.rules.convert import load_rules
+from forwarder.rules.pipelines import TARGETS, allowed_fields
 
 # d3_fendtag: D3FEND tags would be checked against data pySigma downloads; the rules use none.
 # number_as_string: AWS account ids are 12-digit strings (keyword fields, leading zeros allowed),
@@ -26,7 +39,7 @@ class Finding:
 
 
 def check(directory: Path) -> list[Finding]:
-    """Every validator finding for the rules under ``directory`` (empty: all rules pass).
+    """Every finding for the rules under ``directory`` (empty: all rules pass).
 
     A file that does not parse raises ConvertError naming it.
     """
@@ -35,7 +48,55 @@ def check(directory: Path) -> list[Finding]:
     validator = SigmaValidator([cls for name, cls in validators.items() if name not in SKIPPED])
     findings = []
     for issue in validator.validate_rules(collection):
-        where = ", ".join(str(rule.source.path) if rule.source else str(rule.id) for rule in issue.rules)
+        where = ", ".join(_where(rule) for rule in issue.rules)
         extra = {k: v for k, v in vars(issue).items() if k not in ("rules",)}
         findings.append(Finding(where, issue.severity.name.lower(), issue.description, str(extra) if extra else ""))
+    allowed = {target: re.compile("|".join(allowed_fields(target))) for target in TARGETS}
+    for rule in collection.rules:
+        findings += _conditions(rule)
+        for field in dict.fromkeys(_fields(rule)):
+            missing = [target for target, pattern in allowed.items() if not pattern.match(field)]
+            if missing:
+                findings.append(Finding(_where(rule), "error", f"field {field!r} is not in the field catalogue "
+                                        f"(mappings/fields.yml) for {' or '.join(missing)}: name a CloudTrail "
+                                        "field, a key inside a CloudTrail object such as requestParameters.roleArn, "
+                                        "or an assumerole.* field", ""))
     return findings
+
+
+def _where(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    return str(rule.source.path) if rule.source else str(rule.id)
+
+
+def _conditions(rule: SigmaRule | SigmaCorrelationRule) -> Iterator[Finding]:
+    if not isinstance(rule, SigmaRule):
+        return
+    for condition in rule.detection.parsed_condition:
+        try:
+            condition.parsed  # noqa: B018 - parsing is what finds a detection the rule does not define
+        except SigmaError as exc:  # args[0]: the message without the " in <file>" that str() adds
+            yield Finding(_where(rule), "error", f"condition {condition.condition!r}: {exc.args[0]}: "
+                          "define the detection it names, or correct the condition", "")
+
+
+def _fields(rule: SigmaRule | SigmaCorrelationRule) -> Iterator[str]:
+    """The field names the rule matches on or groups by, as written."""
+    if isinstance(rule, SigmaCorrelationRule):
+        aliases = rule.aliases.aliases
+        yield from (name for name in rule.group_by or [] if name not in aliases)
+        for alias in aliases.values():
+            yield from alias.mapping.values()
+        fieldref = getattr(rule.condition, "fieldref", None)
+        yield from [fieldref] if isinstance(fieldref, str) else fieldref or []
+        return
+    for detection in rule.detection.detections.values():
+        yield from _detection_fields(detection)
+
+
+def _detection_fields(detection: SigmaDetection) -> Iterator[str]:
+    for item in detection.detection_items:
+        if isinstance(item, SigmaDetectionItem):
+            if item.field is not None:  # None: a keyword search, no field
+                yield item.field
+        else:
+            yield from _detection_fields(item)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from forwarder.catalogue import CatalogueError
 from forwarder.config import load_config
 from forwarder.rules import DEFAULT_INDEX, TARGETS
 from forwarder.rules.generate import TEMPLATES, GenerateError, generate, write
@@ -33,13 +34,14 @@ def _check(args: argparse.Namespace) -> int:
 
     try:
         findings = check(args.dir)
-    except ConvertError as exc:
+    except (ConvertError, CatalogueError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 1
     for finding in findings:
         print(f"{finding.where}: {finding.severity}: {finding.description} {finding.detail}".rstrip())
     if not findings:
-        print(f"{args.dir}: every rule passes pySigma's validators")
+        print(f"{args.dir}: every rule passes pySigma's validators, names only catalogued fields "
+              "and defines what its condition names")
     return 1 if findings else 0
 
 
@@ -48,7 +50,7 @@ def _convert(args: argparse.Namespace) -> int:
 
     try:
         text = render(convert(args.dir, args.target, args.format, args.index or DEFAULT_INDEX))
-    except ConvertError as exc:
+    except (ConvertError, CatalogueError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 1
     if args.out:
@@ -83,7 +85,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     gen.add_argument("--out", type=Path, required=True, help="directory for the generated rules")
     gen.set_defaults(func=_generate)
 
-    chk = actions.add_parser("check", help="validate rules with pySigma's validators")
+    chk = actions.add_parser("check", help="validate rules: pySigma's validators, catalogued fields, conditions")
     chk.add_argument("dir", type=Path, nargs="?", default=TEMPLATES, help=f"rules directory (default {TEMPLATES})")
     chk.set_defaults(func=_check)
 

@@ -26,6 +26,7 @@ from sigma.rule import SigmaRule
 from forwarder.rules.attack import use_local_attack_data
 from forwarder.rules.pipelines import field_names, load_pipeline
 from forwarder.rules import DEFAULT_INDEX, TARGETS
+from forwarder.strict_yaml import YamlError, read_all
 
 
 class _Splunk(SplunkBackend):
@@ -93,11 +94,23 @@ def load_rules(directory: Path) -> SigmaCollection:
     collections = []
     for path in files:
         try:
-            collections.append(SigmaCollection.from_yaml(path.read_text(), source=SigmaRuleLocation(path)))
+            # The strict loader, where from_yaml would use safe_load: a key given twice is refused.
+            documents = read_all(path)
+        except YamlError as exc:
+            raise ConvertError(f"{path}: {exc}") from None
+        for number, document in enumerate(documents, 1):
+            if not isinstance(document, dict | None):
+                raise ConvertError(f"{path}: YAML document {number} is a {type(document).__name__}, not a Sigma rule "
+                                   "(a mapping with title, logsource, detection, ...)")
+        try:
+            collections.append(SigmaCollection.from_dicts(documents, source=SigmaRuleLocation(path)))
         except SigmaError as exc:
             raise ConvertError(f"{path}: {exc}") from None
     collection = SigmaCollection.merge(collections)
-    collection.resolve_rule_references()
+    try:
+        collection.resolve_rule_references()
+    except SigmaError as exc:  # a correlation naming a rule that is in none of the files
+        raise ConvertError(f"{directory}: {exc}") from None
     return collection
 
 

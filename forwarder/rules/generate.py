@@ -26,6 +26,7 @@ import yaml
 
 from forwarder.config import Config, DetectionsConfig
 from forwarder.resources import project_dir
+from forwarder.strict_yaml import YamlError, read_all
 
 TEMPLATES = project_dir("sigma")
 FORMS = ("enriched", "raw")
@@ -174,9 +175,9 @@ def generate(config: Config, templates: Path = TEMPLATES) -> Generated:
     for path in template_files(templates):
         relative = path.relative_to(templates).as_posix()
         try:
-            documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-        except yaml.YAMLError as exc:
-            raise GenerateError(f"{path}: not valid YAML: {exc}") from None
+            documents = [doc for doc in read_all(path) if doc]
+        except YamlError as exc:
+            raise GenerateError(f"{path}: {exc}") from None
         out: list[dict[str, Any]] = []
         for document in documents:
             try:

@@ -76,13 +76,23 @@ def _flattened_wildcards(open_objects: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def _open_objects(catalogue: Catalogue) -> list[str]:
+    """The CloudTrail objects whose keys a rule may name freely (requestParameters.roleArn)."""
+    return sorted(spec.cloudtrail for spec in catalogue.fields if spec.cloudtrail and spec.type == "flattened")
+
+
+def allowed_fields(target: str, catalogue: Catalogue | None = None) -> list[str]:
+    """Regular expressions of the field names a rule may use for ``target``, as rules write them."""
+    catalogue = catalogue or load_catalogue()
+    known = _fields(catalogue, target)[1]
+    return [f"^{re.escape(name)}$" for name in known] + [rf"^{re.escape(name)}\..+" for name in _open_objects(catalogue)]
+
+
 def pipeline_dict(target: str, catalogue: Catalogue | None = None) -> dict[str, Any]:
     catalogue = catalogue or load_catalogue()
-    mapping, known = _fields(catalogue, target)
-    open_objects = sorted(
-        spec.cloudtrail for spec in catalogue.fields if spec.cloudtrail and spec.type == "flattened"
-    )
-    allowed = [f"^{re.escape(name)}$" for name in known] + [rf"^{re.escape(name)}\..+" for name in open_objects]
+    mapping = _fields(catalogue, target)[0]
+    open_objects = _open_objects(catalogue)
+    allowed = allowed_fields(target, catalogue)
     return {
         "name": f"forwarder CloudTrail AssumeRole fields for {target}",
         "priority": 20,

@@ -28,6 +28,7 @@ from forwarder.es_templates import Templates, build_templates, index_patterns
 from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
 from forwarder.sinks import tls
 from forwarder.sinks.es_document import to_es
+from forwarder.sinks.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,20 @@ class _Item:
     body: bytes = b""
 
 
+def _secret(ref: config.SecretRef | None) -> str | None:
+    try:
+        return ref.get() if ref is not None else None
+    except config.ConfigError as exc:
+        raise config.ConfigError(f"elasticsearch sink: {exc}") from None
+
+
+def redactor_for(cfg: config.ElasticsearchSink) -> Redactor:
+    """Masks the cluster's secrets in whatever the client or the cluster says."""
+    return Redactor(secret for secret in (_secret(cfg.api_key), _secret(cfg.password)) if secret)
+
+
 def build_client(cfg: config.ElasticsearchSink) -> Elasticsearch:
-    """A client for ``cfg``; secrets are read here and go nowhere else."""
+    """A client for ``cfg``; secrets are read here and go nowhere else (but the sink's redactor)."""
     kwargs: dict[str, Any] = {
         "request_timeout": cfg.request_timeout_seconds,
         # The sink retries whole batches with backoff; retries inside the client would stack.
@@ -69,13 +82,10 @@ def build_client(cfg: config.ElasticsearchSink) -> Elasticsearch:
         kwargs["ca_certs"] = str(cfg.ca_file)
     if not cfg.verify_tls:
         kwargs["ssl_show_warn"] = False
-    try:
-        if cfg.api_key is not None:
-            kwargs["api_key"] = cfg.api_key.get()
-        elif cfg.username is not None:
-            kwargs["basic_auth"] = (cfg.username, cfg.password.get() if cfg.password else "")
-    except config.ConfigError as exc:
-        raise SinkFatal(f"elasticsearch sink: {exc}") from None
+    if cfg.api_key is not None:
+        kwargs["api_key"] = _secret(cfg.api_key)
+    elif cfg.username is not None:
+        kwargs["basic_auth"] = (cfg.username, _secret(cfg.password) or "")
     return Elasticsearch(**kwargs)
 
 
@@ -158,6 +168,9 @@ class ElasticsearchSink:
     def __init__(self, cfg: config.ElasticsearchSink, client: Elasticsearch | None = None) -> None:
         self.cfg = cfg
         self.client = client or build_client(cfg)
+        # What the client, the transport and the cluster say passes this before it is logged,
+        # raised or dead-lettered: their errors may quote a request's headers.
+        self._redact = redactor_for(cfg)
         self._where = where(cfg)
         self._index = (lambda when: cfg.data_stream) if cfg.data_stream else index_namer(cfg.index)
         if cfg.check_templates:
@@ -177,7 +190,7 @@ class ElasticsearchSink:
             ) from None
         except ApiError as exc:
             if exc.status_code == 401:
-                reason = _reason({"exception": exc, "status": exc.status_code})
+                reason = self._why({"exception": exc, "status": exc.status_code})
                 raise SinkFatal(f"elasticsearch sink: {self._where} refused the credentials: {reason}") from None
             if exc.status_code == 403:
                 raise SinkFatal(
@@ -213,7 +226,7 @@ class ElasticsearchSink:
         self._deliver([_Item(document) for document in documents], refused)
         for item, info in refused:
             assert item.document is not None
-            rejected.append(Rejected(item.document, _reason(info)))
+            rejected.append(Rejected(item.document, self._why(info)))
         if refused and self.cfg.dead_letter_index:
             self._dead_letter(refused)
         return Delivery(rejected=rejected)
@@ -261,18 +274,18 @@ class ElasticsearchSink:
                 if status == 409 and op_type == "create":
                     continue  # a resend: the document is already there
                 if status in (401, 403):
-                    raise SinkFatal(f"elasticsearch sink: {self._where} refused the credentials: {_reason(info)}")
+                    raise SinkFatal(f"elasticsearch sink: {self._where} refused the credentials: {self._why(info)}")
                 if status == 429 or status >= 500:
                     remaining.append(item)
-                    reason = _reason(info)
+                    reason = self._why(info)
                 else:
                     refused.append((item, info))
         except TransportError as exc:  # connection refused, reset, timed out: the rest goes again
             if tls.certificate_refused(exc):
-                raise certificate_fatal(self._where, exc) from None
+                raise SinkFatal(self._redact(certificate_fatal(self._where, exc))) from None
             # Requests in flight may have been indexed all the same: their resend is a no-op.
             remaining += pending[done:]
-            reason = transport_reason(exc)
+            reason = self._redact(transport_reason(exc))
         if remaining:
             log.warning("elasticsearch sink: %d documents to send again: %s", len(remaining), reason)
             raise _Transient(remaining, reason)
@@ -284,7 +297,7 @@ class ElasticsearchSink:
             entry = {
                 "@timestamp": now,
                 "event": {"id": item.document.event_id if item.document else None, "original": item.body.decode()},
-                "error": {"type": _error_type(info), "message": _reason(info)},
+                "error": {"type": _error_type(info), "message": self._why(info)},
                 "labels": {"target_index": next(iter((item.action or {}).values()))["_index"]},
             }
             meta: dict[str, Any] = {"_index": self.cfg.dead_letter_index}
@@ -297,7 +310,7 @@ class ElasticsearchSink:
         except SinkError as exc:  # the caller still has them as Rejected, for its own dead letter
             log.error("elasticsearch sink: dead-letter index %s: %s", self.cfg.dead_letter_index, exc)
         for _, info in failed:
-            log.error("elasticsearch sink: dead-letter index %s refused an entry: %s", self.cfg.dead_letter_index, _reason(info))
+            log.error("elasticsearch sink: dead-letter index %s refused an entry: %s", self.cfg.dead_letter_index, self._why(info))
 
     # -- retries ---------------------------------------------------------------------------
 
@@ -317,12 +330,15 @@ class ElasticsearchSink:
             self._backoff(_transient_error)(call)
         except TransportError as exc:
             if tls.certificate_refused(exc):
-                raise certificate_fatal(self._where, exc) from None
-            raise SinkError(f"elasticsearch sink: {self._where} did not answer: {transport_reason(exc)}") from None
+                raise SinkFatal(self._redact(certificate_fatal(self._where, exc))) from None
+            raise SinkError(f"elasticsearch sink: {self._where} did not answer: {self._redact(transport_reason(exc))}") from None
         except ApiError as exc:
             if not _transient_error(exc):
-                raise SinkFatal(f"elasticsearch sink: {self._where}: {exc}") from None
-            raise SinkError(f"elasticsearch sink: {self._where} did not answer: {exc}") from None
+                raise SinkFatal(f"elasticsearch sink: {self._where}: {self._redact(exc)}") from None
+            raise SinkError(f"elasticsearch sink: {self._where} did not answer: {self._redact(exc)}") from None
+
+    def _why(self, info: dict[str, Any]) -> str:
+        return self._redact(_reason(info))
 
     def close(self) -> None:
         self.client.close()

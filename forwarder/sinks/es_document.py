@@ -18,8 +18,7 @@ import orjson
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
-from forwarder.enrich.identity import mapping, text
-from forwarder.enrich.times import parse_time
+from forwarder.record import mapping, parse_time, text
 
 ROLE_ASSUMPTIONS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
 UNINDEXED = "unindexed"  # aws.cloudtrail.unindexed: kept in _source, never mapped

@@ -9,7 +9,14 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from forwarder import config
 from forwarder.sinks.base import SinkError, SinkFatal
-from forwarder.sinks.elasticsearch import build_client, certificate_fatal, templates_for, transport_reason, where
+from forwarder.sinks.elasticsearch import (
+    build_client,
+    certificate_fatal,
+    redactor_for,
+    templates_for,
+    transport_reason,
+    where,
+)
 from forwarder.sinks.tls import certificate_refused
 
 
@@ -45,12 +52,13 @@ def setup_elasticsearch(cfg: config.ElasticsearchSink, client: Elasticsearch | N
                     client.indices.put_index_template(name=name, body=body)
                 done.append(f"{kind} template {name}: {'created' if installed is None else 'updated'}")
     except ApiError as exc:
-        message = f"elasticsearch setup: {exc.status_code} {exc.message}: {exc.body}"
+        message = redactor_for(cfg)(f"elasticsearch setup: {exc.status_code} {exc.message}: {exc.body}")
         raise (SinkFatal if exc.status_code in (400, 401, 403) else SinkError)(message) from None
     except TransportError as exc:  # connection refused, TLS, DNS: say where, not a traceback
+        redact = redactor_for(cfg)
         if certificate_refused(exc):
-            raise certificate_fatal(where(cfg), exc) from None
-        raise SinkError(f"elasticsearch setup: cannot reach {where(cfg)}: {transport_reason(exc)}") from None
+            raise SinkFatal(redact(certificate_fatal(where(cfg), exc))) from None
+        raise SinkError(f"elasticsearch setup: cannot reach {where(cfg)}: {redact(transport_reason(exc))}") from None
     finally:
         if own_client:
             client.close()

@@ -27,11 +27,12 @@ import urllib3
 from isal import igzip
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from forwarder.config import SplunkHecSink
+from forwarder.config import ConfigError, SplunkHecSink
 from forwarder.document import Document
-from forwarder.enrich.times import parse_time
+from forwarder.record import parse_time
 from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
 from forwarder.sinks import tls
+from forwarder.sinks.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,12 @@ class HecSink:
         self._config = config
         self._base = _base_url(config.url)
         self._channel = str(uuid.uuid4())
-        self._headers = {"Authorization": f"Splunk {config.token.get()}", "Content-Type": "application/json"}
+        try:
+            token = config.token.get()  # a token that cannot be a header value is refused here, before any request
+        except ConfigError as exc:
+            raise ConfigError(f"Splunk HEC sink: {exc}") from None
+        self._redact = Redactor([token])
+        self._headers = {"Authorization": f"Splunk {token}", "Content-Type": "application/json"}
         if config.ack:
             self._headers["X-Splunk-Request-Channel"] = self._channel
         self._http = urllib3.PoolManager(
@@ -307,18 +313,24 @@ class HecSink:
         if body is not None and path == EVENT_PATH and self._config.gzip:
             body = igzip.compress(body, compresslevel=1)
             headers = {**headers, "Content-Encoding": "gzip"}
+        # Every text from outside (the library's errors, the collector's answer) passes the
+        # redactor here: everything the sink logs, raises or dead-letters is made of these.
         try:
             response = self._http.request(method, self._base + path, body=body, headers=headers)
         except urllib3.exceptions.HTTPError as exc:
             if tls.certificate_refused(exc):
-                raise SinkFatal(f"Splunk HEC: {tls.advice(self._base, exc)}") from None
-            raise _Transient(f"connection failed: {exc.__class__.__name__}: {exc}") from None
+                raise SinkFatal(self._redact(f"Splunk HEC: {tls.advice(self._base, exc)}")) from None
+            raise _Transient(self._redact(f"connection failed: {exc.__class__.__name__}: {exc}")) from None
+        except ValueError as exc:  # http.client refusing a header or the URL: no retry changes them
+            raise SinkFatal(self._redact(f"Splunk HEC at {self._base}: the request could not be made: {exc}")) from None
         try:
             answer = orjson.loads(response.data) if response.data else {}
         except orjson.JSONDecodeError:
             answer = {}
         if not isinstance(answer, dict):
             answer = {}
+        if "text" in answer:
+            answer["text"] = self._redact(answer["text"])
         if response.status >= 500:
             raise _Transient(f"HTTP {response.status} {answer.get('text', '')} (code {answer.get('code')})")
         return response.status, answer

@@ -28,10 +28,10 @@ from typing import Any
 from forwarder import aws
 from forwarder.config import S3Source as S3Config
 from forwarder.metrics import Health, Metrics
-from forwarder.pipeline import Outcome, Pipeline
-from forwarder.sinks.base import SinkFatal
-from forwarder.sources.objects import ObjectHandler
-from forwarder.state.base import StateStore
+from forwarder.errors import defect
+from forwarder.pipeline import MustStop, NotDelivered, Outcome, Pipeline
+from forwarder.sources.objects import ObjectHandler, transient
+from forwarder.state.base import StateError, StateStore, Writes
 
 log = logging.getLogger("forwarder.s3poll")
 
@@ -155,14 +155,23 @@ class S3Poller:
                 self._poll(prefix)
             self.health.receive()
             self.metrics.last_receive.set_to_current_time()
-        except SinkFatal:
+        except MustStop:
             raise
-        except Exception as exc:  # noqa: BLE001 - S3 or a sink failing: the checkpoint holds the place
-            log.error("polling stopped short: it resumes from the checkpoint at the next poll",
-                      extra={"bucket": self.config.bucket, "reason": str(exc)})
-            self.metrics.errors.labels("s3_poll").inc()
+        except NotDelivered as exc:  # nothing of the failed object was kept: the checkpoint holds the place
+            self._stopped_short(exc.reason, exc.kind, exc.transient)
+        except StateError as exc:
+            self._stopped_short(str(exc), "state", exc.transient)
+        except Exception as exc:  # noqa: BLE001 - a listing failing, or a defect: the checkpoint holds the place
+            self._stopped_short(defect(exc) if not transient(exc) else str(exc), "s3_poll", transient(exc))
         self._next_poll = time.monotonic() + self.config.poll_interval_seconds
         return self._arrived
+
+    def _stopped_short(self, reason: str, kind: str, retry: bool) -> None:
+        log.log(logging.WARNING if retry else logging.ERROR,
+                "polling stopped short: it resumes from the checkpoint at the next poll",
+                extra={"bucket": self.config.bucket, "kind": kind, "reason": reason,
+                       "retry_in_seconds": self.config.poll_interval_seconds})
+        self.metrics.errors.labels(kind).inc()
 
     def busy(self) -> bool:
         return False  # each poll finishes (or stops at a key boundary) within step()
@@ -183,26 +192,29 @@ class S3Poller:
         keep = 2 * lookback.total_seconds()
 
         def new(key: str) -> bool:
-            if key > position:
-                return True
             if self.store.get(POLLED, f"s3://{self.config.bucket}/{key}") is not None:
                 return False
+            if key > position:
+                return True
             log.info("a file appeared under a key before the checkpoint: reading it now",
                      extra={"object": f"s3://{self.config.bucket}/{key}", "checkpoint": position})
             return True
 
+        def handle(key: str) -> Outcome | None:
+            # The mark that the object is done commits with what its enrichment learnt.
+            polled = Writes(values={(POLLED, f"s3://{self.config.bucket}/{key}"): (b"", time.time() + keep)})
+            return self.objects.handle(self.config.bucket, key, polled)
+
         def done(key: str, outcome: Outcome | None) -> None:
             self._arrived += 1
-            with self.store.transaction():
-                self.store.put(POLLED, f"s3://{self.config.bucket}/{key}", b"", time.time() + keep)
-                # Reported in key order, so a key past the starting position is the furthest yet;
-                # a late key before it leaves the checkpoint where it is.
-                if key > position:
-                    self.store.put(CHECKPOINT, name, key.encode())
+            # Reported in key order, so a key past the starting position is the furthest yet;
+            # a late key before it leaves the checkpoint where it is. A crash before this line
+            # re-lists the key, and its polled mark skips it.
+            if key > position:
+                self.store.put(CHECKPOINT, name, key.encode())
 
         keys = (key for key in list_keys(self.s3, self.config.bucket, prefix, start) if new(key))
-        in_order(self._pool, keys, lambda key: self.objects.handle(self.config.bucket, key), done, self.stop,
-                 2 * self.config.concurrency)
+        in_order(self._pool, keys, handle, done, self.stop, 2 * self.config.concurrency)
         self.store.expire(POLLED, time.time())
 
 

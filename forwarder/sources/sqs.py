@@ -7,8 +7,9 @@ nothing from the message. Decisions per outcome:
 * delivered / dead-lettered (unreadable, 404) / test event: deleted;
 * unknown body: logged with the message id and left alone, so the queue's redrive policy
   moves it to the dead-letter queue after maxReceiveCount;
-* a sink or S3 failing: the message comes back after ``retry_delay_seconds``;
-* ``SinkFatal``: nothing more is deleted and the daemon stops.
+* anything else failing (a sink, S3, the state store, a defect): nothing of it was kept, and
+  the message comes back after ``retry_delay_seconds``;
+* ``MustStop`` (a sink no retry can fix): nothing more is deleted and the daemon stops.
 
 The receive runs in its own (daemon) thread so that a signal is answered at once, not after
 a 20-second long poll.
@@ -32,10 +33,10 @@ from forwarder import aws
 from forwarder.config import ConfigError
 from forwarder.config import SqsSource as SqsConfig
 from forwarder.metrics import Health, Metrics
-from forwarder.pipeline import Pipeline
-from forwarder.sinks.base import SinkError, SinkFatal
+from forwarder.errors import defect
+from forwarder.pipeline import MustStop, NotDelivered, Pipeline
 from forwarder.sources.notifications import UnknownShape, parse
-from forwarder.sources.objects import ObjectHandler
+from forwarder.sources.objects import ObjectHandler, transient
 
 log = logging.getLogger("forwarder.sqs")
 
@@ -91,7 +92,7 @@ class SqsSource:
         self._inflight: dict[Future[None], _Message] = {}
         self._delete: list[_Message] = []
         self._delete_since = 0.0
-        self.fatal: SinkFatal | ConfigError | None = None
+        self.fatal: MustStop | ConfigError | None = None
 
     # -- the loop's interface -----------------------------------------------------------------
 
@@ -166,7 +167,9 @@ class SqsSource:
                 self.fatal = ConfigError(f"source.queue_url {self.config.queue_url}: no such queue ({exc}); "
                                          "check the URL, and that the region and the credentials' account are the queue's")
                 return 0
-            log.error("cannot receive from the queue", extra={"queue": self.config.queue_url, "reason": str(exc)})
+            level = logging.WARNING if transient(exc) else logging.ERROR
+            log.log(level, "cannot receive from the queue: trying again shortly",
+                    extra={"queue": self.config.queue_url, "reason": str(exc), "retry_in_seconds": _RECEIVE_ERROR_PAUSE})
             self.metrics.errors.labels("sqs_receive").inc()
             self._receive_after = time.monotonic() + _RECEIVE_ERROR_PAUSE
             return 0
@@ -202,24 +205,23 @@ class SqsSource:
                 self.metrics.messages.labels("unknown").inc()
                 self.metrics.errors.labels("unknown_message").inc()
                 continue
-            except SinkFatal as exc:
+            except MustStop as exc:
                 self.fatal = self.fatal or exc
                 self.metrics.errors.labels("sink_fatal").inc()
                 continue
-            except SinkError as exc:
-                self._retry_later(message, "sink_error", str(exc))
+            except NotDelivered as exc:
+                self._retry_later(message, exc.kind, exc.reason, exc.transient)
                 continue
-            except Exception as exc:  # noqa: BLE001 - S3 refusing or unreachable, or a defect: retry
-                log.exception("message not handled", extra={"message_id": message.id, "reason": str(exc)})
-                self._retry_later(message, "object_fetch", str(exc))
+            except Exception as exc:  # noqa: BLE001 - a defect outside the pipeline: retry, never lose the message
+                self._retry_later(message, "defect", defect(exc), False)
                 continue
             if not self._delete:
                 self._delete_since = time.monotonic()
             self._delete.append(message)
 
-    def _retry_later(self, message: _Message, kind: str, reason: str) -> None:
-        log.error("message not delivered: it comes back later", extra={
-            "message_id": message.id, "reason": reason, "retry_in_seconds": self.config.retry_delay_seconds})
+    def _retry_later(self, message: _Message, kind: str, reason: str, transient: bool) -> None:
+        log.log(logging.WARNING if transient else logging.ERROR, "message not delivered: it comes back later", extra={
+            "message_id": message.id, "kind": kind, "reason": reason, "retry_in_seconds": self.config.retry_delay_seconds})
         self.metrics.errors.labels(kind).inc()
         self.metrics.messages.labels("retry").inc()
         self._change_visibility([message], self.config.retry_delay_seconds)
@@ -268,7 +270,9 @@ class SqsSource:
         try:
             answer = getattr(self.sqs, operation)(QueueUrl=self.config.queue_url, Entries=entries)
         except Exception as exc:  # noqa: BLE001 - the message comes back: a duplicate, never a loss
-            log.error(f"{operation} failed", extra={"queue": self.config.queue_url, "reason": str(exc)})
+            level = logging.WARNING if transient(exc) else logging.ERROR
+            log.log(level, f"{operation} failed: the messages come back, their records are sent again (same eventIDs)",
+                    extra={"queue": self.config.queue_url, "reason": str(exc)})
             self.metrics.errors.labels("sqs_acknowledge").inc()
             return
         for failed in answer.get("Failed", []):

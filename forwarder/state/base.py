@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -20,17 +19,50 @@ class Held:
     id: str | None = None
 
 
+@dataclass(slots=True)
+class Writes:
+    """What one step (an object, a release of held records) makes durable, all or nothing.
+
+    Nothing is written before the step is acknowledged: an object that fails anywhere leaves
+    no trace in the store, so reading it again starts from the same state.
+    """
+
+    values: dict[tuple[str, str], tuple[bytes, float | None]] = field(default_factory=dict)
+    # Written only where the key has no value yet (a thin copy of a session never replaces
+    # the full one, whichever of two objects in work commits first).
+    defaults: dict[tuple[str, str], tuple[bytes, float | None]] = field(default_factory=dict)
+    clocks: dict[str, float] = field(default_factory=dict)  # kind "stream": only ever moves forward
+    holds: list[Held] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # claimed held records, now delivered
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.defaults or self.clocks or self.holds or self.done)
+
+
+class StateError(Exception):
+    """The state store failed (full, locked, unreachable): the step is not acknowledged."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient  # locked by another process, a connection lost: retried
+
+
 class StateStore(Protocol):
     """Values by (kind, key) with an expiry in event time, plus the held-back records.
 
     Kinds in use: ``session`` (access key id -> session), ``caller`` (sharedEventID -> the
     caller of a cross-account call), ``stream`` (account -> event time reached),
-    ``checkpoint`` (source position), ``org`` (discovered accounts).
+    ``checkpoint`` (source position), ``polled`` (objects read), ``org`` (discovered accounts).
+    Every method raises ``StateError`` when the store cannot do it.
     """
 
     def get(self, kind: str, key: str) -> bytes | None: ...
 
     def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None: ...
+
+    def commit(self, writes: Writes) -> None:
+        """Apply ``writes`` in one durable transaction."""
+        ...
 
     def expire(self, kind: str, before: float) -> int:
         """Drop the entries of ``kind`` that expired before ``before``; return how many."""
@@ -38,10 +70,8 @@ class StateStore(Protocol):
 
     def count(self, kind: str) -> int: ...
 
-    def hold(self, held: Held) -> None: ...
-
     def release(self, wait_on: str) -> list[Held]:
-        """Claim the records waiting on ``wait_on``; they stay stored until ``done``."""
+        """Claim the records waiting on ``wait_on``; they stay stored until a commit lists them done."""
         ...
 
     def release_due(self, account: str, stream_time: float) -> list[Held]:
@@ -52,18 +82,10 @@ class StateStore(Protocol):
         """Claim every held record (end of a batch)."""
         ...
 
-    def done(self, ids: Iterable[str]) -> None:
-        """Forget claimed records once every sink has accepted them."""
-        ...
-
     def unclaim(self, ids: Iterable[str]) -> None:
         """Give claimed records back (their delivery failed): they are released again later."""
         ...
 
     def held_count(self) -> int: ...
-
-    def transaction(self) -> AbstractContextManager[None]:
-        """Group the writes inside into one durable step (one object's enrichment)."""
-        ...
 
     def close(self) -> None: ...

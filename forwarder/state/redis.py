@@ -18,8 +18,8 @@ from contextlib import contextmanager
 
 import redis
 
-from forwarder.config import ConfigError, RedisState
-from forwarder.state.base import Held
+from forwarder.config import RedisState
+from forwarder.state.base import Held, StateError, Writes
 
 _EXPIRE = """
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
@@ -40,63 +40,114 @@ return n
 """
 
 
+# A stream clock only moves forward, whichever process or object commits first.
+_CLOCK = """
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if not now or tonumber(now) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+"""
+
+# A value written only where there is none yet (a thin session never replaces the full one).
+_PUT_NEW = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 and ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+end
+"""
+
+
 class RedisStore:
     def __init__(self, config: RedisState) -> None:
         password = config.password.get() if config.password else None
+        self._where = _safe(config.url)
         self._redis = redis.Redis.from_url(config.url, password=password, health_check_interval=30)
         try:
             self._redis.ping()
         except redis.RedisError as exc:
-            raise ConfigError(f"state: cannot reach Redis at {_safe(config.url)}: {exc}") from None
+            raise StateError(f"state: cannot reach Redis at {self._where}: {exc}") from None
         self._p = config.key_prefix
         self._lease_ms = config.claim_lease_seconds * 1000
         self._token = uuid.uuid4().hex.encode()
         self._expire = self._redis.register_script(_EXPIRE)
         self._unclaim = self._redis.register_script(_UNCLAIM)
+        self._clock = self._redis.register_script(_CLOCK)
+        self._put_new = self._redis.register_script(_PUT_NEW)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StateError(f"state: Redis at {self._where}: {exc}",
+                             transient=isinstance(exc, redis.ConnectionError | redis.TimeoutError)) from None
 
     # -- values -------------------------------------------------------------------------------
 
     def get(self, kind: str, key: str) -> bytes | None:
-        return self._redis.hget(f"{self._p}kv:{kind}", key)
+        with self._guard():
+            return self._redis.hget(f"{self._p}kv:{kind}", key)
 
     def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None:
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{self._p}kv:{kind}", key, value)
-            if expires_at is None:
-                pipe.zrem(f"{self._p}exp:{kind}", key)
-            else:
-                pipe.zadd(f"{self._p}exp:{kind}", {key: expires_at})
+        with self._guard(), self._redis.pipeline(transaction=True) as pipe:
+            self._set(pipe, kind, key, value, expires_at)
             pipe.execute()
 
+    def _set(self, pipe: redis.client.Pipeline, kind: str, key: str, value: bytes, expires_at: float | None) -> None:
+        pipe.hset(f"{self._p}kv:{kind}", key, value)
+        if expires_at is None:
+            pipe.zrem(f"{self._p}exp:{kind}", key)
+        else:
+            pipe.zadd(f"{self._p}exp:{kind}", {key: expires_at})
+
+    def commit(self, writes: Writes) -> None:
+        if not writes:
+            return
+        with self._guard():
+            # Numbers for the new held records first: a gap left by a failed commit is harmless.
+            last = self._redis.incrby(f"{self._p}held:seq", len(writes.holds)) if writes.holds else 0
+            where = self._where_held(writes.done)
+            with self._redis.pipeline(transaction=True) as pipe:
+                for (kind, key), (value, expires_at) in writes.values.items():
+                    self._set(pipe, kind, key, value, expires_at)
+                for (kind, key), (value, expires_at) in writes.defaults.items():
+                    self._put_new(keys=[f"{self._p}kv:{kind}", f"{self._p}exp:{kind}"],
+                                  args=[key, value, "" if expires_at is None else repr(expires_at)], client=pipe)
+                for account, moment in writes.clocks.items():
+                    self._clock(keys=[f"{self._p}kv:stream"], args=[account, repr(moment)], client=pipe)
+                for number, held in enumerate(writes.holds, start=last - len(writes.holds) + 1):
+                    self._add_held(pipe, number, held)
+                self._forget_held(pipe, writes.done, where)
+                pipe.execute()
+
     def expire(self, kind: str, before: float) -> int:
-        return int(self._expire(keys=[f"{self._p}exp:{kind}", f"{self._p}kv:{kind}"], args=[repr(before)]))
+        with self._guard():
+            return int(self._expire(keys=[f"{self._p}exp:{kind}", f"{self._p}kv:{kind}"], args=[repr(before)]))
 
     def count(self, kind: str) -> int:
-        return int(self._redis.hlen(f"{self._p}kv:{kind}"))
+        with self._guard():
+            return int(self._redis.hlen(f"{self._p}kv:{kind}"))
 
     # -- held records -----------------------------------------------------------------------------
 
-    def hold(self, held: Held) -> None:
-        number = self._redis.incr(f"{self._p}held:seq")
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{self._p}held:{number}", mapping={
-                "wait_on": held.wait_on, "account": held.account, "source": held.source, "record": held.record,
-                "deadline": "" if held.deadline is None else repr(held.deadline),
-            })
-            pipe.sadd(f"{self._p}wait:{held.wait_on}", number)
-            if held.deadline is not None:
-                pipe.zadd(f"{self._p}due:{held.account}", {number: held.deadline})
-            pipe.sadd(f"{self._p}held:all", number)
-            pipe.execute()
+    def _add_held(self, pipe: redis.client.Pipeline, number: int, held: Held) -> None:
+        pipe.hset(f"{self._p}held:{number}", mapping={
+            "wait_on": held.wait_on, "account": held.account, "source": held.source, "record": held.record,
+            "deadline": "" if held.deadline is None else repr(held.deadline),
+        })
+        pipe.sadd(f"{self._p}wait:{held.wait_on}", number)
+        if held.deadline is not None:
+            pipe.zadd(f"{self._p}due:{held.account}", {number: held.deadline})
+        pipe.sadd(f"{self._p}held:all", number)
 
     def release(self, wait_on: str) -> list[Held]:
-        return self._claim(self._redis.smembers(f"{self._p}wait:{wait_on}"))
+        with self._guard():
+            return self._claim(self._redis.smembers(f"{self._p}wait:{wait_on}"))
 
     def release_due(self, account: str, stream_time: float) -> list[Held]:
-        return self._claim(self._redis.zrangebyscore(f"{self._p}due:{account}", "-inf", f"({stream_time!r}"))
+        with self._guard():
+            return self._claim(self._redis.zrangebyscore(f"{self._p}due:{account}", "-inf", f"({stream_time!r}"))
 
     def release_all(self) -> list[Held]:
-        return self._claim(self._redis.smembers(f"{self._p}held:all"))
+        with self._guard():
+            return self._claim(self._redis.smembers(f"{self._p}held:all"))
 
     def _claim(self, ids: Iterable[bytes]) -> list[Held]:
         numbers = sorted(int(i) for i in ids)
@@ -120,40 +171,39 @@ class RedisStore:
             claimed.append(Held(row[b"wait_on"].decode(), row[b"account"].decode(),
                                 float(deadline) if deadline else None, row[b"source"].decode(),
                                 row[b"record"], str(number)))
-        self.unclaim(gone)
+        self._unclaim_now(gone)
         return claimed
 
-    def done(self, ids: Iterable[str]) -> None:
-        numbers = list(ids)
-        if not numbers:
-            return
+    def _where_held(self, ids: list[str]) -> list[list[bytes | None]]:
+        """The index entries of held records, read before the transaction that forgets them."""
+        if not ids:
+            return []
         with self._redis.pipeline(transaction=False) as pipe:
-            for number in numbers:
+            for number in ids:
                 pipe.hmget(f"{self._p}held:{number}", ["wait_on", "account"])
-            where = pipe.execute()
-        with self._redis.pipeline(transaction=True) as pipe:
-            for number, (wait_on, account) in zip(numbers, where, strict=True):
-                pipe.delete(f"{self._p}held:{number}", f"{self._p}claim:{number}")
-                pipe.srem(f"{self._p}held:all", number)
-                if wait_on is not None:
-                    pipe.srem(f"{self._p}wait:{wait_on.decode()}", number)
-                if account is not None:
-                    pipe.zrem(f"{self._p}due:{account.decode()}", number)
-            pipe.execute()
+            return pipe.execute()
+
+    def _forget_held(self, pipe: redis.client.Pipeline, ids: list[str], where: list[list[bytes | None]]) -> None:
+        for number, (wait_on, account) in zip(ids, where, strict=True):
+            pipe.delete(f"{self._p}held:{number}", f"{self._p}claim:{number}")
+            pipe.srem(f"{self._p}held:all", number)
+            if wait_on is not None:
+                pipe.srem(f"{self._p}wait:{wait_on.decode()}", number)
+            if account is not None:
+                pipe.zrem(f"{self._p}due:{account.decode()}", number)
 
     def unclaim(self, ids: Iterable[str]) -> None:
+        with self._guard():
+            self._unclaim_now(list(ids))
+
+    def _unclaim_now(self, ids: list[str]) -> None:
         keys = [f"{self._p}claim:{number}" for number in ids]
         if keys:
             self._unclaim(keys=keys, args=[self._token])
 
     def held_count(self) -> int:
-        return int(self._redis.scard(f"{self._p}held:all"))
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        # Every Redis write is its own durable step already; claims need them visible at once
-        # to the other processes, so nothing is deferred.
-        yield
+        with self._guard():
+            return int(self._redis.scard(f"{self._p}held:all"))
 
     def close(self) -> None:
         self._redis.close()

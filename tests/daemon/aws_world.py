@@ -108,6 +108,13 @@ class World:
         return subprocess.Popen([sys.executable, "-m", "forwarder", *args], cwd=REPO, env=dict(os.environ),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
+    def spawn_logged(self, log: Path, *args: str) -> subprocess.Popen[bytes]:
+        """``spawn`` with standard error written to ``log`` and standard output dropped: a long or
+        chatty run cannot fill a pipe nobody reads, and the log can be read while it runs."""
+        with open(log, "ab") as stderr:
+            return subprocess.Popen([sys.executable, "-m", "forwarder", *args], cwd=REPO, env=dict(os.environ),
+                                    stdout=subprocess.DEVNULL, stderr=stderr)
+
 
 def wait_until(check: Callable[[], bool], seconds: float, every: float = 0.05) -> bool:
     """Whether ``check`` came true within ``seconds`` (asked every ``every`` seconds)."""

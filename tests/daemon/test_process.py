@@ -15,6 +15,9 @@ from cloudtrail import assume, user
 from servers.hec_server import HecServer, Token
 from servers.ports import free_port
 
+from forwarder.state.base import Writes
+from forwarder.state.sqlite import SqliteStore
+
 ROLE = "arn:aws:iam::111111111111:role/Ops"
 
 
@@ -158,3 +161,26 @@ def test_a_queue_that_does_not_exist_stops_the_forwarder_as_a_configuration_erro
     assert run.returncode == 2  # systemd's unit does not restart on 2: the file needs fixing
     [stopping] = [entry for entry in json_logs(stderr) if entry["message"].startswith("stopping:")]
     assert f"source.queue_url {missing}: no such queue" in stopping["message"]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory"])
+def test_a_damaged_state_file_stops_the_start_with_exit_2_and_its_path(world: World, damage: str) -> None:
+    state = world.tmp / "state.db"
+    if damage == "directory":
+        state.mkdir()
+    elif damage == "garbage":
+        state.write_bytes(b"\x00garbage\xff" * 4096)
+    else:
+        good = world.tmp / "good.db"
+        store = SqliteStore(good)
+        store.commit(Writes(values={("session", f"k{n}"): (b"x" * 200, None) for n in range(500)}))
+        store.close()
+        state.write_bytes(good.read_bytes()[:6000])  # cut inside its pages
+    key, ids = _log(world, "0700", 2)
+    world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+    run = world.spawn("run", "--config", str(world.config()), "--exit-when-idle", "2")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2, stderr.decode()
+    assert b"Traceback" not in stderr
+    assert any(str(state) in entry["message"] and entry["level"] == "ERROR" for entry in json_logs(stderr))
+    assert world.queue_depth() == 1 and world.event_ids() == []  # nothing read, nothing acknowledged

@@ -11,6 +11,7 @@ import pytest
 
 from forwarder.config import RedisState, SqliteState
 from forwarder.state import Held, StateStore, open_store
+from forwarder.state.base import Writes
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -44,9 +45,9 @@ def test_values_with_event_time_expiry(store: StateStore) -> None:
 
 
 def test_held_records_are_claimed_once_until_done_or_unclaimed(store: StateStore) -> None:
-    store.hold(_held("key:A", body=b'{"n":1}'))
-    store.hold(_held("key:A", body=b'{"n":2}'))
-    store.hold(_held("key:B"))
+    store.commit(Writes(holds=[_held("key:A", body=b'{"n":1}')]))
+    store.commit(Writes(holds=[_held("key:A", body=b'{"n":2}')]))
+    store.commit(Writes(holds=[_held("key:B")]))
     assert store.held_count() == 3
     first = store.release("key:A")
     assert [h.record for h in first] == [b'{"n":1}', b'{"n":2}']
@@ -55,22 +56,22 @@ def test_held_records_are_claimed_once_until_done_or_unclaimed(store: StateStore
     store.unclaim([first[1].id])
     again = store.release("key:A")
     assert [h.record for h in again] == [b'{"n":2}']
-    store.done([h.id for h in first])
+    store.commit(Writes(done=[h.id for h in first]))
     assert store.held_count() == 1
     assert store.release("key:A") == []
 
 
 def test_due_and_all(store: StateStore) -> None:
-    store.hold(_held("key:A", deadline=50.0))
-    store.hold(_held("key:B", deadline=150.0))
-    store.hold(_held("key:C", account="222222222222", deadline=10.0))
-    store.hold(_held("key:D", deadline=None))  # batch mode: only the end of input releases it
+    store.commit(Writes(holds=[_held("key:A", deadline=50.0)]))
+    store.commit(Writes(holds=[_held("key:B", deadline=150.0)]))
+    store.commit(Writes(holds=[_held("key:C", account="222222222222", deadline=10.0)]))
+    store.commit(Writes(holds=[_held("key:D", deadline=None)]))  # batch mode: only the end of input releases it
     assert [h.wait_on for h in store.release_due("111111111111", 100.0)] == ["key:A"]
     assert store.release_due("111111111111", 50.0) == []  # strictly before
     rest = store.release_all()
     assert sorted(h.wait_on for h in rest) == ["key:B", "key:C", "key:D"]
     assert next(h for h in rest if h.wait_on == "key:D").deadline is None
-    store.done([h.id for h in rest])
+    store.commit(Writes(done=[h.id for h in rest]))
     assert store.held_count() == 1
 
 
@@ -78,7 +79,7 @@ def test_redis_claims_hold_across_processes_until_the_lease_ends(redis_url: str)
     prefix = f"t{uuid.uuid4().hex[:8]}:"
     one = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix, claim_lease_seconds=1))
     two = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix, claim_lease_seconds=1))
-    one.hold(_held("key:A"))
+    one.commit(Writes(holds=[_held("key:A")]))
     assert len(one.release("key:A")) == 1
     assert two.release("key:A") == []  # the other process's claim stands
     two.unclaim(["1"])  # not its claim to give back
@@ -86,7 +87,21 @@ def test_redis_claims_hold_across_processes_until_the_lease_ends(redis_url: str)
     time.sleep(1.1)  # the first process "died": its lease runs out
     taken = two.release("key:A")
     assert len(taken) == 1
-    two.done([taken[0].id])
+    two.commit(Writes(done=[taken[0].id]))
     assert one.held_count() == 0
     one.close()
     two.close()
+
+
+def test_a_commit_applies_everything_and_clocks_only_move_forward(store: StateStore) -> None:
+    store.commit(Writes(values={("session", "k"): (b"full", 50.0)}, clocks={"111111111111": 10.0},
+                        holds=[_held("key:A"), _held("key:B")]))
+    store.commit(Writes(defaults={("session", "k"): (b"thin", 60.0), ("session", "j"): (b"thin", 70.0)},
+                        clocks={"111111111111": 4.0, "222222222222": 1.0}))
+    assert store.get("session", "k") == b"full" and store.get("session", "j") == b"thin"
+    assert float(store.get("stream", "111111111111") or 0) == 10.0
+    assert float(store.get("stream", "222222222222") or 0) == 1.0
+    assert store.expire("session", 65.0) == 1  # k at 50 (the default did not move it); j stays
+    taken = store.release("key:A") + store.release("key:B")
+    store.commit(Writes(done=[h.id for h in taken if h.id]))
+    assert store.held_count() == 0

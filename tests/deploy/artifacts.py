@@ -20,3 +20,13 @@ def tool(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed: `make install` installs the dev extra of pyproject.toml")
     return found
+
+
+# benchmarks/README.md, "Memory": the daemon's peak with `concurrency` objects of
+# `max_object_bytes` in work at once, every record an assumption (the most a byte can cost).
+BASE_MIB = 90
+RSS_PER_OBJECT_BYTE = 16
+
+
+def worst_case_memory_mib(concurrency: int, max_object_bytes: int) -> int:
+    return BASE_MIB + concurrency * RSS_PER_OBJECT_BYTE * max_object_bytes // (1 << 20)

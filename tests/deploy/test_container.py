@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,9 +21,11 @@ import boto3
 import orjson
 import yaml
 from cloudtrail import assume, user
-from artifacts import DEPLOY, tool
+from artifacts import DEPLOY, tool, worst_case_memory_mib
 from servers.ports import free_port
 from dockerfile import image_env, instructions, last
+
+from forwarder.config import SqsSource, parse_config
 
 DOCKERFILE = DEPLOY / "container" / "Dockerfile"
 CONTAINER_CONFIG = DEPLOY / "container" / "config.yaml"
@@ -49,6 +52,15 @@ def test_runtime_stage_is_slim_non_root_with_a_volume() -> None:
     assert json.loads(last(DOCKERFILE, "VOLUME")) == [STATE_IN_IMAGE]
     assert last(DOCKERFILE, "WORKDIR") == STATE_IN_IMAGE
     assert "/healthz" in last(DOCKERFILE, "HEALTHCHECK")
+
+
+def test_documented_memory_limit_holds_what_the_configuration_lets_in() -> None:
+    source = parse_config(yaml.safe_load(CONTAINER_CONFIG.read_text()), str(CONTAINER_CONFIG)).source
+    assert isinstance(source, SqsSource)
+    for documented in (DOCKERFILE, CONTAINER_CONFIG):
+        memory = re.search(r"--memory (\d+)m", documented.read_text())
+        assert memory, f"{documented.name} gives docker run no --memory"
+        assert int(memory.group(1)) >= worst_case_memory_mib(source.concurrency, source.max_object_bytes)
 
 
 def _world(endpoint: str) -> tuple[str, str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from artifacts import DEPLOY, tool
+from artifacts import DEPLOY, tool, worst_case_memory_mib
 from dockerfile import last
 
-from forwarder.config import RedisState, SecretRef, parse_config
+from forwarder.config import RedisState, SecretRef, SqsSource, parse_config
 
 K8S = DEPLOY / "kubernetes"
 DOCKERFILE = DEPLOY / "container" / "Dockerfile"
@@ -87,3 +87,14 @@ def test_configmap_holds_a_valid_configuration_using_the_mounts() -> None:
     assert replicas == 1 or isinstance(config.state, RedisState)
     if not isinstance(config.state, RedisState):
         assert str(config.state.path).startswith(mounts["state"])
+
+
+def test_memory_limit_holds_what_the_configuration_lets_in() -> None:
+    config = parse_config(yaml.safe_load(load("configmap.yaml")["data"]["config.yaml"]), "configmap.yaml")
+    assert isinstance(config.source, SqsSource)
+    (container,) = load("deployment.yaml")["spec"]["template"]["spec"]["containers"]
+    limit = container["resources"]["limits"]["memory"]
+    units = {"Mi": 1, "Gi": 1024}
+    assert limit[-2:] in units, limit
+    limit_mib = int(limit[:-2]) * units[limit[-2:]]
+    assert limit_mib >= worst_case_memory_mib(config.source.concurrency, config.source.max_object_bytes)

@@ -11,7 +11,7 @@ from es_node import public_records
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
-from forwarder.enrich.times import parse_time
+from forwarder.record import parse_time
 from forwarder.sinks.es_document import ecs_fields, event_time, to_es
 from paths import DATA
 

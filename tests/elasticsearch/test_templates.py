@@ -15,7 +15,20 @@ from forwarder.sinks.es_setup import setup_elasticsearch
 from paths import REPO, SHARED
 
 SCHEMA = SHARED / "SCHEMA.md"
-SCHEMA_TYPES = {"keyword": "keyword", "bool": "boolean", "long": "long", "date": "date", "keyword[]": "keyword"}
+SCHEMA_TYPES = {"keyword": "keyword", "bool": "boolean", "long": "long", "date": "date", "keyword[]": "keyword",
+                "ip": "ip"}
+# SCHEMA.md's fields whose enrichment is an open issue: catalogued when it lands, and not before
+# (a mapped field that no document carries would mislead the rule authors).
+NOT_YET = {
+    "assumerole.chain.source_identity_changed": "#12",
+    **{f"assumerole.baseline.{name}": "#15" for name in (
+        "new_pair", "new_role_for_subject", "new_subject_for_role", "new_network", "new_country", "unusual_hour",
+        "volume_spike", "learning", "reasons")},
+    **{f"assumerole.session.issued_from.{name}": "#15" for name in (
+        "ip", "network", "country", "vpc_endpoint_id", "user_agent")},
+    "assumerole.session.new_network": "#15",
+    "assumerole.session.unknown_issuance": "#15",
+}
 
 
 def test_checked_in_templates_are_generated_from_the_catalogue() -> None:
@@ -39,7 +52,8 @@ def test_catalogue_agrees_with_schema_md() -> None:
     contract = {name: SCHEMA_TYPES[kind.split(" / ")[0].strip()] for name, kind in rows}
     catalogue = {spec.name: spec.type for spec in load_catalogue().group("assumerole") if not spec.project}
     assert len(contract) >= 29
-    assert catalogue == contract
+    assert set(NOT_YET) <= set(contract), "a field left for an open issue is no longer in SCHEMA.md"
+    assert catalogue == {name: kind for name, kind in contract.items() if name not in NOT_YET}
 
 
 def test_cloudtrail_names_map_to_elasticsearch_names() -> None:

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from cloudtrail import assume, call, enrich_objects, issued_key, session_identity, thin, user
+from cloudtrail import Collect, assume, call, enrich_objects, issued_key, session_identity, thin, user
 from forwarder.config import parse_config
+from forwarder.deadletter import StderrDeadLetter
+from forwarder.pipeline import Pipeline
 
 ORG, DEV, PROD = "111111111111", "222222222222", "333333333333"
 T0 = datetime(2026, 3, 31, 7, 12, tzinfo=UTC)
@@ -145,22 +147,24 @@ def test_expired_sessions_are_forgotten_by_the_most_advanced_stream() -> None:
 
     config = parse_config({"chains": {"session_margin_seconds": 600, "account_lag_seconds": 3600}})
     store = SqliteStore()
-    enricher = Enricher(config, store)
+    sink = Collect()
+    pipeline = Pipeline(Enricher(config, store), [sink], StderrDeadLetter())
     parent = assume(user(ORG, "alice"), DEVELOPER, T0, recipient=DEV)  # credentials for one hour
     quiet = call(user(PROD, "ops"), T0, "DescribeInstances")  # an account that then falls silent
-    enricher.enrich_records("a", [orjson.dumps(parent), orjson.dumps(quiet)])
+    pipeline.process("a", orjson.dumps({"Records": [parent, quiet]}))
 
     def stream_reaches(moment: datetime) -> None:
-        enricher.enrich_records("clock", [orjson.dumps(call(user(DEV, "ops"), moment, "DescribeInstances"))])
-        enricher.forget_expired()
+        pipeline.process("clock", orjson.dumps({"Records": [call(user(DEV, "ops"), moment, "DescribeInstances")]}))
+        pipeline.forget_expired()
 
     stream_reaches(T0 + timedelta(hours=1, minutes=10) + timedelta(hours=1) - timedelta(minutes=1))
     assert store.count("session") == 1  # expiry + margin + lag not yet passed
     stream_reaches(T0 + timedelta(hours=1, minutes=10) + timedelta(hours=1, minutes=1))
     assert store.count("session") == 0
     late = call(session_identity(DEVELOPER, issued_key(parent), parent["eventTime"]), T0 + timedelta(minutes=30))
-    shipped = enricher.enrich_records("late", [orjson.dumps(late)]).documents
-    assert [d.assumerole["chain"]["resolved"] for d in shipped] == [False]  # its session is gone
+    sink.documents.clear()
+    pipeline.process("late", orjson.dumps({"Records": [late]}))
+    assert [d.assumerole["chain"]["resolved"] for d in sink.documents] == [False]  # its session is gone
 
 
 def test_duplicate_filter_forgets_only_what_left_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,14 +172,17 @@ def test_duplicate_filter_forgets_only_what_left_its_window(monkeypatch: pytest.
     from forwarder.state.sqlite import SqliteStore
 
     monkeypatch.setattr(enricher, "_DEDUP_PRUNE_EVERY", 2)
-    worker = Enricher(parse_config({"chains": {"dedup_window_seconds": 1800}}), SqliteStore())
+    sink = Collect()
+    worker = Pipeline(Enricher(parse_config({"chains": {"dedup_window_seconds": 1800}}), SqliteStore()), [sink],
+                      StderrDeadLetter())
     identity = session_identity(DEVELOPER, "ASIAWINDOW0000000001", CREATED)
     early, mid, recent, latest = (call(identity, T0 + timedelta(minutes=m)) for m in (-10, 8, 25, 30))
     for record in (early, mid, recent, latest):  # one object each; the filter is pruned every second record
-        worker.enrich_records("first", [orjson.dumps(record)])
+        worker.process("first", orjson.dumps({"Records": [record]}))
     # An eventID is remembered for the window from where its account's stream stood when it was
     # read (the first one: its own time). Pruned with the stream at 07:37: early and mid (read at
     # 07:02) are forgotten, recent (read at 07:20) is not.
-    again = worker.enrich_records("again", [orjson.dumps(recent), orjson.dumps(early)])
+    sink.documents.clear()
+    again = worker.process("again", orjson.dumps({"Records": [recent, early]}))
     assert again.duplicates == 1
-    assert [d.event_id for d in again.documents] == [early["eventID"]]
+    assert [d.event_id for d in sink.documents] == [early["eventID"]]

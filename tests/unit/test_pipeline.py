@@ -11,6 +11,7 @@ from forwarder.config import parse_config
 from forwarder.deadletter import DeadLetter
 from forwarder.enrich import Enricher
 from forwarder.pipeline import Pipeline
+from forwarder.pipeline import NotDelivered
 from forwarder.sinks.base import Delivery, Rejected, SinkError
 from forwarder.state.sqlite import SqliteStore
 
@@ -45,7 +46,7 @@ def test_failed_delivery_is_read_again_in_full(tmp_path: Path) -> None:
     data = orjson.dumps({"Records": [parent, child]})
     sink = Flaky(failures=1)
     forwarder = pipeline(sink, tmp_path)
-    with pytest.raises(SinkError):
+    with pytest.raises(NotDelivered):
         forwarder.process("s3://trail/a.json.gz", data)
     # The object was not acknowledged, so it comes again: none of it may count as a duplicate.
     outcome = forwarder.process("s3://trail/a.json.gz", data)
@@ -60,7 +61,7 @@ def test_released_records_survive_a_failed_delivery(tmp_path: Path) -> None:
     forwarder = pipeline(sink, tmp_path, store)
     assert forwarder.process("child.json", orjson.dumps({"Records": [child]})).held == 1
     sink.failures = 1
-    with pytest.raises(SinkError):
+    with pytest.raises(NotDelivered):
         forwarder.process("parent.json", orjson.dumps({"Records": [parent]}))
     assert store.held_count() == 1  # the child was claimed, not forgotten
     forwarder.process("parent.json", orjson.dumps({"Records": [parent]}))

@@ -1,29 +1,68 @@
-"""The SQLite store's transaction: one commit per object, all or nothing."""
+"""A step's writes reach the SQLite file together, or not at all."""
 
 from pathlib import Path
 
 import pytest
 
+from forwarder.state.base import Held, StateError, Writes
 from forwarder.state.sqlite import SqliteStore
 
 
-def test_writes_inside_commit_together_and_survive_a_reopen(tmp_path: Path) -> None:
+def _held(wait_on: str) -> Held:
+    return Held(wait_on, "111111111111", 100.0, "s3://trail/a.json.gz", b"{}")
+
+
+def test_a_commit_is_durable_across_a_reopen(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state.db")
-    with store.transaction():
-        store.put("session", "k1", b"one")
-        with store.transaction():  # nested: the outer one commits
-            store.put("session", "k2", b"two")
-        assert store.get("session", "k2") == b"two"  # visible inside already
+    store.commit(Writes(values={("session", "k1"): (b"one", 10.0)}, clocks={"111111111111": 5.0},
+                        holds=[_held("key:A")]))
     store.close()
     again = SqliteStore(tmp_path / "state.db")
-    assert (again.get("session", "k1"), again.get("session", "k2")) == (b"one", b"two")
+    assert again.get("session", "k1") == b"one" and float(again.get("stream", "111111111111") or 0) == 5.0
+    assert [h.wait_on for h in again.release("key:A")] == ["key:A"]
 
 
-def test_a_failure_inside_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_a_failure_inside_a_commit_leaves_nothing_behind(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state.db")
     store.put("stream", "111111111111", b"1.0")
-    with pytest.raises(RuntimeError), store.transaction():
-        store.put("stream", "111111111111", b"2.0")
-        store.put("session", "k1", b"one")
-        raise RuntimeError("enrichment failed half way")
+    broken = Held(None, "111111111111", 1.0, "s", b"{}")  # type: ignore[arg-type]  # NOT NULL refuses it, last
+    with pytest.raises(StateError, match=str(tmp_path)):
+        store.commit(Writes(values={("session", "k1"): (b"one", None)}, clocks={"111111111111": 2.0},
+                            holds=[_held("key:A"), broken]))
     assert store.get("stream", "111111111111") == b"1.0" and store.get("session", "k1") is None
+    assert store.held_count() == 0
+    store.commit(Writes(values={("session", "k1"): (b"one", None)}))  # and the store still works
+    assert store.get("session", "k1") == b"one"
+
+
+def test_a_clock_only_moves_forward_and_a_default_never_replaces(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    store.commit(Writes(clocks={"111111111111": 10.0}, values={("session", "k"): (b"full", None)}))
+    store.commit(Writes(clocks={"111111111111": 4.0}, defaults={("session", "k"): (b"thin", None),
+                                                                ("session", "new"): (b"thin", None)}))
+    assert float(store.get("stream", "111111111111") or 0) == 10.0
+    assert store.get("session", "k") == b"full" and store.get("session", "new") == b"thin"
+
+
+def test_a_damaged_state_file_is_named_with_what_to_do(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match=f"state.path {garbage}: not a usable SQLite database.*move it aside"):
+        SqliteStore(garbage)
+    with pytest.raises(StateError, match=f"state.path {tmp_path}: not a usable SQLite database"):
+        SqliteStore(tmp_path)  # a directory
+
+
+def test_a_new_state_file_is_the_owners_alone_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    previous = os.umask(0)
+    try:
+        store = SqliteStore(tmp_path / "new" / "state.db")
+        store.commit(Writes(values={("session", "k"): (b"v", None)}))
+        for name in ("state.db", "state.db-wal", "state.db-shm"):
+            assert (tmp_path / "new" / name).stat().st_mode & 0o777 == 0o600, name
+        store.close()
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700

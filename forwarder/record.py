@@ -1,8 +1,20 @@
-"""CloudTrail's time formats, read tolerantly and written as ISO 8601 UTC."""
+"""Reading a CloudTrail record's loose fields: values of the expected type or None, and
+CloudTrail's time formats, read tolerantly and written as ISO 8601 UTC.
+
+Shared by the enrichment and the sinks (neither imports the other)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+
+def text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def parse_time(value: object) -> datetime | None:
