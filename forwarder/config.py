@@ -176,14 +176,16 @@ class BusinessHours(_Model):
 
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long to be a file
+            raise ValueError(f"unknown time zone {value[:80]!r} (use an IANA name such as Europe/Berlin)") from None
         return value
 
     @field_validator("start", "end", mode="before")
     @classmethod
     def _clock(cls, value: Any) -> Any:
-        if isinstance(value, int):  # YAML reads 07:00 unquoted as sexagesimal minutes
+        if isinstance(value, int) and not isinstance(value, bool):  # YAML reads 07:00 unquoted as sexagesimal minutes
+            if not 0 <= value < 24 * 60:
+                raise ValueError(f"{value} is not a time of day: write it as \"HH:MM\"")
             return time(value // 60, value % 60)
         return value
 

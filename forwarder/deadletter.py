@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from forwarder.document import Document
+from forwarder.record import Undecodable
 
 OBJECTS = "objects.ndjson"
 DOCUMENTS = "documents.ndjson"
@@ -82,10 +83,12 @@ class DeadLetter:
         self._append(DOCUMENTS, {"source": source, "reason": reason, "sink": None, "raw": raw.decode("utf-8", "replace")})
 
     def document(self, document: Document, sink: str, reason: str) -> None:
-        self._append(
-            DOCUMENTS,
-            {"source": document.source, "reason": reason, "sink": sink, "record": document.record},
-        )
+        entry = {"source": document.source, "reason": reason, "sink": sink}
+        try:
+            self._append(DOCUMENTS, {**entry, "record": document.record})
+        except (Undecodable, orjson.JSONEncodeError):  # a record that cannot be written as JSON: its bytes, then
+            raw = document.raw if document.raw is not None else b""
+            self._append(DOCUMENTS, {**entry, "raw": raw.decode("utf-8", "replace")})
 
 
 class StderrDeadLetter(DeadLetter):

@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 
+from forwarder.record import Undecodable, decode, one_line
+
 
 class Document:
     """One CloudTrail record plus its ``assumerole`` object (SCHEMA.md).
@@ -13,7 +15,13 @@ class Document:
     ``record`` is the record exactly as AWS wrote it and is never mutated; ``raw`` holds its
     original bytes where the reader had them, so that serialising the document does not
     re-encode the (large, variable) record at all. A record that ships without enrichment
-    (``select: all``) may be given as bytes only: it is parsed if a sink asks for it.
+    (``select: all``) may be given as bytes only: it is decoded if a sink asks for it.
+
+    Nothing here raises for a record that passed ``record.decode`` or ``record.check`` (bytes
+    are trusted as the caller checked them: a one-line record without ``assumerole`` goes out
+    as it came). Where a document still cannot be turned into JSON (bytes never checked that a
+    sink wants as a dict, an ``assumerole`` holding what JSON cannot), ``record``, ``as_dict``
+    and ``to_json`` raise Undecodable, for this document alone, and nothing else.
     """
 
     __slots__ = ("_record", "assumerole", "source", "raw")
@@ -32,11 +40,13 @@ class Document:
     def record(self) -> dict[str, Any]:
         if self._record is None:
             assert self.raw is not None
-            self._record = orjson.loads(self.raw)
+            self._record = decode(self.raw)
         return self._record
 
     def __repr__(self) -> str:
-        return f"Document(source={self.source!r}, event_id={self.event_id!r})"
+        # Not self.event_id: a repr (in a log line about this very document) must not decode.
+        event_id = self._record.get("eventID") if self._record is not None else None
+        return f"Document(source={self.source!r}, event_id={event_id!r})"
 
     @property
     def event_id(self) -> str | None:
@@ -57,9 +67,16 @@ class Document:
         return merged
 
     def to_json(self) -> bytes:
-        """The document serialised once: the original record bytes with ``assumerole`` spliced in."""
+        """The document serialised once, on one line: the original record bytes with
+        ``assumerole`` spliced in. Raises Undecodable if this document cannot be written."""
+        try:
+            return self._serialised()
+        except orjson.JSONEncodeError as exc:
+            raise Undecodable(f"the document cannot be written as JSON: {exc}") from None
+
+    def _serialised(self) -> bytes:
         if self.assumerole is None:
-            return self.raw if self.raw is not None and b"\n" not in self.raw else orjson.dumps(self.record)
+            return self.raw if self.raw is not None and one_line(self.raw) else orjson.dumps(self.record)
         if self.raw is not None and self._spliceable():
             # The raw bytes end with the record's closing brace (the reader guarantees no
             # trailing whitespace), so appending one key keeps every original byte.
@@ -70,4 +87,4 @@ class Document:
         # Pretty-printed input (tools' exports, documentation samples) would break one
         # document per line; an existing "assumerole" key would be duplicated.
         assert self.raw is not None
-        return b"\n" not in self.raw and bool(self.record) and "assumerole" not in self.record
+        return one_line(self.raw) and bool(self.record) and "assumerole" not in self.record

@@ -47,7 +47,7 @@ _decode_keys = msgspec.json.Decoder(_Keys).decode
 @dataclass(slots=True)
 class LogObject:
     name: str
-    records: list[msgspec.Raw]
+    records: list[msgspec.Raw] | list[bytes]  # bytes where one broken record made the split bracket by bracket
     skipped: str | None = None  # why the whole object was skipped (digest, Insights)
 
 
@@ -85,6 +85,36 @@ def decompress(name: str, data: bytes, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# A JSON string (escapes included) or one structural character: enough to find where each
+# element of the top-level array begins and ends without judging what is inside.
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def split_records(text: bytes) -> list[bytes] | None:
+    """Each element of the top-level ``"Records"`` array, found by strings and brackets alone
+    (whether each is valid is its own decode's business); None if there is no such array."""
+    depth, key, begin, records = 0, b"", None, []
+    for token in _TOKENS.finditer(text):
+        t = token.group()
+        if begin is not None and depth == 2 and t in (b",", b"]"):
+            element = text[begin:token.start()].strip()
+            if element or t == b",":
+                records.append(element)
+            if t == b"]":
+                return records
+            begin = token.end()
+            continue
+        if t in (b"{", b"["):
+            depth += 1
+            if depth == 2 and key == b'"Records"' and t == b"[" and begin is None:
+                begin = token.end()
+        elif t in (b"}", b"]"):
+            depth -= 1
+        elif depth == 1 and t[:1] == b'"':
+            key = t
+    return None
+
+
 def read_object(name: str, data: bytes, limit: int = MAX_OBJECT_BYTES) -> LogObject:
     """Split one CloudTrail object into its records' raw bytes; raise ObjectError if unreadable."""
     if is_skipped_name(name):
@@ -104,7 +134,12 @@ def read_object(name: str, data: bytes, limit: int = MAX_OBJECT_BYTES) -> LogObj
         if "Records" in str(exc) and "missing required field" in str(exc):
             raise ObjectError(name, 'no "Records" list: not a CloudTrail log file') from None
         raise ObjectError(name, f'"Records" is not a list of records ({exc})') from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
+        # One broken record (a lone surrogate, nesting a thousand deep) must not take the others
+        # with it: split by brackets and let each record's decode judge it alone.
+        records = split_records(text)
+        if records is not None:
+            return LogObject(name, records)
         if not text.strip():
             raise ObjectError(name, "empty object") from None
         raise ObjectError(name, f"not JSON ({exc})") from None

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from forwarder.enrich.chains import Chain
-from forwarder.enrich.identity import Caller
+from forwarder.enrich.identity import account_of, Caller
 from forwarder.enrich.policy import Policy
-from forwarder.record import iso, mapping, parse_expiration, parse_time, text
+from forwarder.record import iso, kind, mapping_at, parse_expiration, parse_time, shown, text, text_at, time_at
 
 ASSUME_EVENTS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
 STS = "sts.amazonaws.com"
 # AccessDenied records often carry requestParameters: null; the role is still named here.
 _DENIED_ROLE = re.compile(r"on resource: (arn:aws[\w-]*:iam::\d{12}:role/\S+)")
+REQUEST = "requestParameters"
+CREDENTIALS = "responseElements.credentials"
+_SECONDS = range(2**63)  # assumerole.session.duration_seconds is a long
 
 
 def is_assumption(record: dict[str, Any]) -> bool:
@@ -32,72 +36,68 @@ class Assumption:
     access_key_id: str | None
     expiration: str | None
     error_code: str | None
+    failed: bool
     shared_event_id: str | None
     recipient: str | None
+    time: datetime | None
     notes: list[str]
 
 
 def read_assumption(record: dict[str, Any]) -> Assumption:
     notes: list[str] = []
-
-    def section(name: str) -> dict[str, Any]:
-        value = record.get(name)
-        if value is not None and not isinstance(value, dict):
-            notes.append(f"{name} is {type(value).__name__}, not an object")
-        return mapping(value)
-
-    def field(container: dict[str, Any], name: str, where: str) -> str | None:
-        value = container.get(name)
-        if value is not None and not isinstance(value, str):
-            notes.append(f"{where}.{name} is {type(value).__name__}, not a string")
-        return text(value)
-
-    request = section("requestParameters")
-    credentials = mapping(section("responseElements").get("credentials"))
-    role_arn = field(request, "roleArn", "requestParameters") or _role_from_record(record)
-    expires = parse_expiration(credentials.get("expiration"))
-    duration = _duration(request.get("durationSeconds"), expires, parse_time(record.get("eventTime")), notes)
+    request = mapping_at(record, "", REQUEST, notes)
+    credentials = mapping_at(mapping_at(record, "", "responseElements", notes), "responseElements", "credentials", notes)
+    role_arn = text_at(request, REQUEST, "roleArn", notes) or _role_from_record(record, notes)
+    expires = time_at(credentials, CREDENTIALS, "expiration", notes, parse_expiration)
+    started = _event_time(record, notes)
+    error_code = text_at(record, "", "errorCode", notes)
     return Assumption(
         role_arn=role_arn,
-        session_name=field(request, "roleSessionName", "requestParameters"),
-        source_identity=field(request, "sourceIdentity", "requestParameters"),
-        duration=duration,
-        access_key_id=field(credentials, "accessKeyId", "responseElements.credentials"),
+        session_name=text_at(request, REQUEST, "roleSessionName", notes),
+        source_identity=text_at(request, REQUEST, "sourceIdentity", notes),
+        duration=_duration(request.get("durationSeconds"), expires, started, notes),
+        access_key_id=text_at(credentials, CREDENTIALS, "accessKeyId", notes),
         expiration=iso(expires),
-        error_code=text(record.get("errorCode")),
-        shared_event_id=text(record.get("sharedEventID")),
-        recipient=text(record.get("recipientAccountId")),
+        error_code=error_code,
+        # An errorCode of another type is still an error code: the call failed.
+        failed=error_code is not None or not isinstance(record.get("errorCode"), str | None),
+        shared_event_id=text_at(record, "", "sharedEventID", notes),
+        recipient=text_at(record, "", "recipientAccountId", notes),
+        time=started,
         notes=notes,
     )
 
 
-def _role_from_record(record: dict[str, Any]) -> str | None:
+def _event_time(record: dict[str, Any], notes: list[str]) -> datetime | None:
+    """``eventTime``, else an export's ``@timestamp``."""
+    return time_at(record, "", "eventTime" if record.get("eventTime") is not None else "@timestamp", notes, parse_time)
+
+
+def _role_from_record(record: dict[str, Any], notes: list[str]) -> str | None:
     resources = record.get("resources")
     if isinstance(resources, list):
-        for resource in resources:
-            arn = text(mapping(resource).get("ARN"))
+        for index, resource in enumerate(resources):
+            where = f"resources[{index}]"
+            if not isinstance(resource, dict):
+                notes.append(f"{where} is {kind(resource)}, not an object")
+                continue
+            arn = text_at(resource, where, "ARN", notes)
             if arn and ":role/" in arn:
                 return arn
-    found = _DENIED_ROLE.search(text(record.get("errorMessage")) or "")
+    elif resources is not None:
+        notes.append(f"resources is {kind(resources)}, not an array")
+    found = _DENIED_ROLE.search(text_at(record, "", "errorMessage", notes) or "")
     return found.group(1) if found else None
 
 
-def _duration(value: Any, expires: Any, started: Any, notes: list[str]) -> int | None:
+def _duration(value: Any, expires: datetime | None, started: datetime | None, notes: list[str]) -> int | None:
     if value is not None:
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            notes.append(f"requestParameters.durationSeconds {value!r} is not a number")
+        if isinstance(value, int) and not isinstance(value, bool) and value in _SECONDS:
+            return value
+        notes.append(f"{REQUEST}.durationSeconds {shown(value)} is not a number of seconds")
     if expires is not None and started is not None:
         return int((expires - started).total_seconds())
     return None
-
-
-def account_of(arn: str | None) -> str | None:
-    if not arn:
-        return None
-    parts = arn.split(":", 5)
-    return parts[4] or None if len(parts) > 4 else None
 
 
 def role_name(arn: str | None) -> str | None:
@@ -107,7 +107,6 @@ def role_name(arn: str | None) -> str | None:
 
 
 def assumption_fields(
-    record: dict[str, Any],
     facts: Assumption,
     caller: Caller,
     chain: Chain,
@@ -122,7 +121,6 @@ def assumption_fields(
     cross = bool(caller_account and role_account and caller_account != role_account)
     approvals = policy.sensitive_approvals(role_arn)
     human = policy.is_human(role_arn)
-    moment = parse_time(record.get("eventTime") or record.get("@timestamp"))
     fields: dict[str, Any] = {
         "role": {
             "arn": role_arn,
@@ -147,8 +145,8 @@ def assumption_fields(
         },
         "cross_account": cross,
         "primary": facts.recipient == role_account if cross else True,
-        "after_hours": (policy.clock.outside(moment) if moment else None) if human else None,
-        "failed": facts.error_code is not None,
+        "after_hours": (policy.clock.outside(facts.time) if facts.time else None) if human else None,
+        "failed": facts.failed,
         "error_code": facts.error_code,
         "session": {
             "name": facts.session_name,
@@ -159,6 +157,7 @@ def assumption_fields(
         },
         "chain": chain.fields(),
     }
-    if facts.notes:
-        fields["notes"] = facts.notes
+    notes = [*facts.notes, *caller.notes]
+    if notes:
+        fields["notes"] = notes
     return fields

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from forwarder.enrich.identity import SESSION, THIN, Caller
+from forwarder.enrich.identity import SESSION, THIN, Caller, account_of
 from forwarder.state.base import StateStore
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ class Chain:
     # not seen yet) or "shared:<sharedEventID>" (the caller's full copy of a cross-account call).
     blocker: str | None = None
     blocker_since: float | None = None  # event time of the missing link, for the hold-back bound
+    # Whose trail brings the missing link, so whose stream decides when waiting is over: the
+    # role's account for a session's issuance, the caller's for its full copy of a call.
+    blocker_account: str | None = None
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -93,10 +96,11 @@ class Sessions:
             if staged is not None:
                 return staged
         session = self._cache.get(key)
-        if session is None:
+        # A thin copy is read again: the full one may have been stored since (by another process).
+        if session is None or session.thin:
             data = self._store.get("session", key)
             if data is None:
-                return None
+                return session
             session = Session(**orjson.loads(data))
             self._cache[key] = session
         return session
@@ -178,7 +182,7 @@ class Sessions:
             session = None  # a reused or placeholder key (sample data does that): not this session's parent
         if session is None:
             hops = [issuer_arn] if issuer_arn else []
-            return Chain(None, None, None, hops, False, f"key:{key}", created)
+            return Chain(None, None, None, hops, False, f"key:{key}", created, account_of(issuer_arn))
         seen.add(key)
         return self._extend(session.caller(), session.role_arn, session.shared_event_id, session.created, seen)
 
@@ -200,10 +204,12 @@ class Sessions:
                 parent.resolved,
                 parent.blocker,
                 parent.blocker_since,
+                parent.blocker_account,
             )
         hops = [role_arn] if role_arn else []
         if caller.type == THIN:
             return Chain(
-                None, THIN, caller.account_id, hops, False, f"shared:{shared}" if shared else None, created
+                None, THIN, caller.account_id, hops, False, f"shared:{shared}" if shared else None, created,
+                caller.account_id,
             )
         return Chain(caller.arn, caller.type, caller.account_id, hops, caller.arn is not None)

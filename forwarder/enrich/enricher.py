@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
-import orjson
 
 from forwarder.config import Config
 from forwarder.document import Document
@@ -21,7 +20,7 @@ from forwarder.enrich.assumption import ASSUME_EVENTS, STS, assumption_fields, i
 from forwarder.enrich.chains import Chain, Session, Sessions
 from forwarder.enrich.identity import SESSION, THIN, Caller, caller_of
 from forwarder.enrich.policy import Policy
-from forwarder.record import epoch, mapping, parse_expiration, text
+from forwarder.record import Undecodable, decode, epoch, mapping, parse_expiration, text
 from forwarder.enrich.step import Step
 from forwarder.errors import defect
 from forwarder.state.base import Held, StateError, StateStore
@@ -221,6 +220,11 @@ class Enricher:
                 now = self.stream_time(account)
                 if now is not None:
                     self._reprocess(self.store.release_due(account, now), batch, hold=False)
+            if self._clock:
+                # An awaited account whose trail is not read never moves its own clock: its
+                # records wait no longer than the lag allowed between accounts.
+                stale = max(self._clock.values()) - self._account_lag
+                self._reprocess(self.store.release_stale(stale), batch, hold=False)
         return batch
 
     def flush(self) -> Batch:
@@ -241,15 +245,15 @@ class Enricher:
     def _one(self, source: str, index: int, raw: msgspec.Raw | bytes, batch: Batch, latest: dict[str, str]) -> None:
         try:
             peek = _peek(raw)
-        except msgspec.ValidationError as exc:
-            peek = None
+        except (msgspec.MsgspecError, RecursionError) as exc:
+            # A field of an unexpected type, or a record that cannot be read at all: decode
+            # tells which (and why), and the first takes the slow, type-checked path.
             problem = str(exc)
-        if peek is None:
-            record = _loads(raw)
-            if not isinstance(record, dict):
-                batch.errors.append(RecordError(source, index, f"record {index} is not an object", bytes(raw)))
+            try:
+                record = decode(bytes(raw))
+            except Undecodable as bad:
+                batch.errors.append(RecordError(source, index, f"record {index}: {bad.reason}", bytes(raw)))
                 return
-            # A field of an unexpected type: take the slow, type-checked path for this record.
             self._full(source, record, bytes(raw), batch, note=problem)
             return
         identity = peek.userIdentity
@@ -265,11 +269,16 @@ class Enricher:
         if self._duplicate(peek.eventID, account, moment, batch):
             batch.duplicates += 1
             return
-        if not (assume or session_call):
-            # Shipped as it is (select: all): its bytes suffice unless a sink wants the dict.
-            batch.documents.append(Document(None, None, source, bytes(raw)))
+        try:
+            record = decode(bytes(raw))
+        except Undecodable as bad:  # the peek read only a few fields: the rest may still be broken
+            batch.errors.append(RecordError(source, index, f"record {index}: {bad.reason}", bytes(raw)))
             return
-        self._enrich(source, _loads(raw), bytes(raw), batch, hold=True)
+        if not (assume or session_call):
+            # Shipped as it is (select: all): its bytes go out, the dict serves a sink that wants it.
+            batch.documents.append(Document(record, None, source, bytes(raw)))
+            return
+        self._enrich(source, record, bytes(raw), batch, hold=True)
 
     def _full(self, source: str, record: dict[str, Any], raw: bytes, batch: Batch, note: str) -> None:
         identity = mapping(record.get("userIdentity"))
@@ -332,13 +341,15 @@ class Enricher:
             assert caller.access_key_id is not None
             chain = self.sessions.chain_of_key(caller.access_key_id, caller.issuer_arn, caller.created)
             assumerole = {"session": {"access_key_id": caller.access_key_id}, "chain": chain.fields()}
+            if caller.notes:
+                assumerole["notes"] = list(caller.notes)
             registered = []
         else:
             batch.documents.append(Document(record, None, source, raw))
             return batch.documents[-1]
         if hold and self._should_hold(record, chain):
             assert chain.blocker is not None
-            held = Held(chain.blocker, _account(record), self._deadline(record, chain), source, raw)
+            held = Held(chain.blocker, _awaited(record, chain), self._deadline(record, chain), source, raw)
             batch.step.writes.holds.append(held)
             batch.step.waiting.setdefault(held.wait_on, []).append(held)
             batch.held += 1
@@ -368,7 +379,9 @@ class Enricher:
         caller = caller_of(record.get("userIdentity"))
         if caller.type == THIN and facts.shared_event_id:
             # The role owner's copy names only the account: the caller's copy names the caller.
-            caller = self.sessions.get_caller(facts.shared_event_id) or caller
+            full = self.sessions.get_caller(facts.shared_event_id)
+            if full is not None:  # the notes stay this record's own
+                caller = replace(full, notes=caller.notes)
         chain = self.sessions.chain_of_caller(caller, facts.role_arn, facts.shared_event_id)
         inherited = caller.source_identity or self._parent_source_identity(caller)
         registered: list[str] = []
@@ -377,7 +390,7 @@ class Enricher:
             expires = moment + 12 * 3600 if moment is not None else None
             self.sessions.put_caller(facts.shared_event_id, caller, expires)
             registered.append(f"shared:{facts.shared_event_id}")
-        if facts.access_key_id and not facts.error_code:
+        if facts.access_key_id and not facts.failed:
             expiration = parse_expiration(mapping(mapping(record.get("responseElements")).get("credentials")).get("expiration"))
             session = Session(
                 key=facts.access_key_id,
@@ -395,7 +408,7 @@ class Enricher:
             )
             if self.sessions.put(session):
                 registered.append(f"key:{facts.access_key_id}")
-        fields = assumption_fields(record, facts, caller, chain, inherited, self.policy)
+        fields = assumption_fields(facts, caller, chain, inherited, self.policy)
         return fields, chain, registered
 
     def _parent_source_identity(self, caller: Caller) -> str | None:
@@ -414,7 +427,7 @@ class Enricher:
         ):
             return False  # the caller's copy lives in a trail outside the organization: it never comes
         since = _missing_since(record, chain)
-        now = self.stream_time(_account(record))
+        now = self.stream_time(_awaited(record, chain))
         # A session that began long before the point the stream has reached will never see
         # its parent arrive (it was logged before we started reading): ship it at once.
         return since is None or now is None or since >= now - self._window
@@ -432,8 +445,7 @@ class Enricher:
             if item.id is not None:
                 batch.step.claimed.append(item.id)
             try:
-                record = _loads(item.record)
-                self._enrich(item.source, record, item.record, batch, hold=hold)
+                self._enrich(item.source, decode(item.record), item.record, batch, hold=hold)
             except StateError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a defect meeting one held record: it alone is dead-lettered
@@ -448,9 +460,10 @@ def _missing_since(record: dict[str, Any], chain: Chain) -> float | None:
     return chain.blocker_since or epoch(record.get("eventTime") or record.get("@timestamp"))
 
 
+def _awaited(record: dict[str, Any], chain: Chain) -> str:
+    """The account whose stream decides how long a record waits for its chain's missing link."""
+    return chain.blocker_account or _account(record)
+
+
 def _account(record: dict[str, Any]) -> str:
     return text(record.get("recipientAccountId")) or text(mapping(record.get("userIdentity")).get("accountId")) or ""
-
-
-def _loads(raw: msgspec.Raw | bytes) -> Any:
-    return orjson.loads(raw if isinstance(raw, bytes) else bytes(raw))

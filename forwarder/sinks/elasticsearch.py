@@ -27,7 +27,8 @@ from forwarder.document import Document
 from forwarder.es_templates import Templates, build_templates, index_patterns
 from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
 from forwarder.sinks import tls
-from forwarder.sinks.es_document import to_es
+from forwarder.record import Undecodable
+from forwarder.sinks.es_document import document_id, to_es
 from forwarder.sinks.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -209,21 +210,23 @@ class ElasticsearchSink:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _prepared(self, item: _Item) -> tuple[dict[str, Any], bytes]:
-        # Done as the bulk helper pulls each document, so it overlaps the requests in flight.
-        if item.action is None:
-            assert item.document is not None
-            prepared = to_es(item.document)
-            meta: dict[str, Any] = {"_index": self._index(prepared.time or datetime.now(UTC))}
-            if item.document.event_id:
-                meta["_id"] = item.document.event_id
-            item.action, item.body = {self.cfg.op_type: meta}, prepared.body
-        return item.action, item.body
+    def _prepared(self, document: Document) -> _Item:
+        # Before the bulk helper pulls it: a document that cannot be written is refused alone
+        # (raised inside the helper's generator, it would stop the whole bulk).
+        prepared = to_es(document)
+        meta: dict[str, Any] = {"_index": self._index(prepared.time or datetime.now(UTC)), "_id": prepared.id}
+        return _Item(document, {self.cfg.op_type: meta}, prepared.body)
 
     def send(self, documents: Sequence[Document]) -> Delivery:
         rejected: list[Rejected] = []
         refused: list[tuple[_Item, dict[str, Any]]] = []
-        self._deliver([_Item(document) for document in documents], refused)
+        items: list[_Item] = []
+        for document in documents:
+            try:
+                items.append(self._prepared(document))
+            except Undecodable as exc:
+                rejected.append(Rejected(document, exc.reason))
+        self._deliver(items, refused)
         for item, info in refused:
             assert item.document is not None
             rejected.append(Rejected(item.document, self._why(info)))
@@ -254,7 +257,7 @@ class ElasticsearchSink:
         done = 0
         results = parallel_bulk(
             self.client,
-            (self._prepared(item) for item in pending),
+            ((item.action, item.body) for item in pending),
             thread_count=self.cfg.bulk_concurrency,
             queue_size=self.cfg.bulk_concurrency,
             chunk_size=self.cfg.batch_max_docs,
@@ -296,13 +299,13 @@ class ElasticsearchSink:
         for item, info in refused:
             entry = {
                 "@timestamp": now,
-                "event": {"id": item.document.event_id if item.document else None, "original": item.body.decode()},
+                "event": {"id": document_id(item.document) if item.document else None, "original": item.body.decode()},
                 "error": {"type": _error_type(info), "message": self._why(info)},
                 "labels": {"target_index": next(iter((item.action or {}).values()))["_index"]},
             }
             meta: dict[str, Any] = {"_index": self.cfg.dead_letter_index}
-            if item.document and item.document.event_id:
-                meta["_id"] = item.document.event_id
+            if item.document:
+                meta["_id"] = document_id(item.document)
             entries.append(_Item(None, {"index": meta}, orjson.dumps(entry)))
         failed: list[tuple[_Item, dict[str, Any]]] = []
         try:

@@ -8,6 +8,7 @@ rules), so that dashboards built for it keep working.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ import orjson
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
-from forwarder.record import mapping, parse_time, text
+from forwarder.record import Undecodable, mapping, one_line, parse_time, text
 
 ROLE_ASSUMPTIONS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
 UNINDEXED = "unindexed"  # aws.cloudtrail.unindexed: kept in _source, never mapped
@@ -26,8 +27,19 @@ UNINDEXED = "unindexed"  # aws.cloudtrail.unindexed: kept in _source, never mapp
 
 @dataclass(frozen=True, slots=True)
 class EsDocument:
+    id: str  # the _id (document_id)
     body: bytes  # the _source, serialised once
     time: datetime | None  # the event's time (UTC), for date-named indices
+
+
+def document_id(document: Document) -> str:
+    """The ``_id``: the eventID, so that a record delivered again overwrites itself. A record
+    whose eventID is no string (a number, an object, null, missing) is named by a digest of its
+    canonical JSON instead: the same on every read of the same record, whatever its layout."""
+    if event_id := document.event_id:
+        return event_id
+    canonical = orjson.dumps(document.record, option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 @cache
@@ -134,12 +146,19 @@ def _indexable_object(value: object) -> bool:
 
 
 def to_es(document: Document) -> EsDocument:
-    """The document as Elasticsearch indexes it.
+    """The document as Elasticsearch indexes it; Undecodable if this one cannot be written.
 
     Record keys that the sink writes itself (an exporter's ``@timestamp``, ``event``...) or
     that hold a value their mapping cannot take (``resources`` as a string) move, unchanged,
     to ``aws.cloudtrail.unindexed``: kept, never a mapping error.
     """
+    try:
+        return _to_es(document)
+    except orjson.JSONEncodeError as exc:
+        raise Undecodable(f"the Elasticsearch document cannot be written as JSON: {exc}") from None
+
+
+def _to_es(document: Document) -> EsDocument:
     record = document.record
     own, objects = _layout()
     when = event_time(record)
@@ -150,12 +169,12 @@ def to_es(document: Document) -> EsDocument:
     displaced += [key for key in objects if key in record and not _indexable_object(record[key])]
 
     raw = document.raw
-    if not displaced and raw is not None and record and raw[-1:] == b"}":
+    if not displaced and raw is not None and record and raw[-1:] == b"}" and one_line(raw):
         # The common case: the record's own bytes, then the added keys.
-        return EsDocument(b"".join((raw[:-1], b",", orjson.dumps(extra)[1:])), when)
+        return EsDocument(document_id(document), b"".join((raw[:-1], b",", orjson.dumps(extra)[1:])), when)
 
     merged = {key: value for key, value in record.items() if key not in displaced}
     merged.update(extra)
     if displaced:
         merged["aws"] = {"cloudtrail": {UNINDEXED: {key: record[key] for key in displaced}}}
-    return EsDocument(orjson.dumps(merged), when)
+    return EsDocument(document_id(document), orjson.dumps(merged), when)

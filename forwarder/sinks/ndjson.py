@@ -17,7 +17,8 @@ from typing import BinaryIO
 
 from forwarder.config import NdjsonSink as NdjsonConfig
 from forwarder.document import Document
-from forwarder.sinks.base import Delivery, SinkError, SinkFatal
+from forwarder.record import Undecodable
+from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
 
 
 class NdjsonSink:
@@ -44,7 +45,14 @@ class NdjsonSink:
         self._torn = self._regular and not _ends_a_line(self._out)
 
     def send(self, documents: Sequence[Document]) -> Delivery:
-        payload = b"".join([doc.to_json() + b"\n" for doc in documents])
+        lines: list[bytes] = []
+        rejected: list[Rejected] = []
+        for document in documents:
+            try:
+                lines.append(document.to_json() + b"\n")
+            except Undecodable as exc:  # refused alone, the rest is written
+                rejected.append(Rejected(document, exc.reason))
+        payload = b"".join(lines)
         with self._lock:
             try:
                 self._write(b"\n" + payload if self._torn else payload)
@@ -52,7 +60,7 @@ class NdjsonSink:
                 raise SinkFatal(f"ndjson sink: {self._path}: the reading end was closed") from None
             except OSError as exc:
                 raise SinkError(f"ndjson sink: cannot write {self._path}: {exc.strerror or exc}") from None
-        return Delivery()
+        return Delivery(rejected)
 
     def _write(self, payload: bytes) -> None:
         view = memoryview(payload)

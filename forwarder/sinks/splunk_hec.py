@@ -29,7 +29,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from forwarder.config import ConfigError, SplunkHecSink
 from forwarder.document import Document
-from forwarder.record import parse_time
+from forwarder.record import Undecodable, parse_time
 from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
 from forwarder.sinks import tls
 from forwarder.sinks.redact import Redactor
@@ -154,7 +154,7 @@ class HecSink:
         if not self._healthy:
             self.check_health()
         rejected: list[Rejected] = []
-        queue = deque(self._batches(documents))
+        queue = deque(self._batches(documents, rejected))
         waiting: dict[int, _Batch] = {}  # ackId -> batch
         while queue or waiting:
             while queue:
@@ -205,12 +205,16 @@ class HecSink:
                 fields[path] = flat
         return fields
 
-    def _batches(self, documents: Sequence[Document]) -> list[_Batch]:
+    def _batches(self, documents: Sequence[Document], rejected: list[Rejected]) -> list[_Batch]:
         batches: list[_Batch] = []
         current = _Batch([], [])
         size = 0
         for document in documents:
-            envelope = self._envelope(document)
+            try:
+                envelope = self._envelope(document)
+            except Undecodable as exc:  # refused alone; the rest of the batch goes
+                rejected.append(Rejected(document, exc.reason))
+                continue
             full = len(current.envelopes) >= self._config.batch_max_events
             if current.envelopes and (full or size + len(envelope) > self._config.batch_max_bytes):
                 batches.append(current)
@@ -218,7 +222,8 @@ class HecSink:
             current.documents.append(document)
             current.envelopes.append(envelope)
             size += len(envelope)
-        batches.append(current)
+        if current.envelopes:
+            batches.append(current)
         return batches
 
     # -- delivery -----------------------------------------------------------------------------

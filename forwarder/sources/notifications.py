@@ -74,7 +74,7 @@ def _cloudtrail_sns(message: dict[str, Any]) -> Notification:
     bucket, keys = message["s3Bucket"], message["s3ObjectKey"]
     if isinstance(keys, str):
         keys = [keys]
-    if not isinstance(bucket, str) or not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+    if not (isinstance(bucket, str) and bucket) or not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
         raise UnknownShape("CloudTrail notification with a malformed s3Bucket or s3ObjectKey")
     return Notification(objects=[(bucket, key) for key in keys])
 
@@ -85,11 +85,9 @@ def _s3_event(records: list[dict[str, Any]]) -> Notification:
         if not str(record.get("eventName", "")).startswith(("ObjectCreated:", "s3:ObjectCreated:")):
             continue  # a removal or restore names nothing new to read
         try:
-            bucket = record["s3"]["bucket"]["name"]
-            key = record["s3"]["object"]["key"]
+            found.objects.append(_named(record["s3"]["bucket"]["name"], record["s3"]["object"]["key"]))
         except (KeyError, TypeError):
             raise UnknownShape("S3 event record without s3.bucket.name or s3.object.key") from None
-        found.objects.append((bucket, unquote_plus(key)))
     if not found.objects:
         found.ignored = "S3 event names no created object"
     return found
@@ -99,9 +97,16 @@ def _eventbridge(message: dict[str, Any]) -> Notification:
     detail_type, detail = message["detail-type"], message["detail"]
     if detail_type == "Object Created":
         try:
-            return Notification(objects=[(detail["bucket"]["name"], unquote_plus(detail["object"]["key"]))])
+            return Notification(objects=[_named(detail["bucket"]["name"], detail["object"]["key"])])
         except (KeyError, TypeError):
             raise UnknownShape("EventBridge Object Created without detail.bucket.name or detail.object.key") from None
     if detail_type == API_CALL:
         return Notification(records=[detail])
     raise UnknownShape(f"EventBridge event of detail-type {detail_type!r}")
+
+
+def _named(bucket: Any, key: Any) -> tuple[str, str]:
+    """A bucket and a URL-encoded key as S3 writes them; TypeError for anything else."""
+    if not (isinstance(bucket, str) and bucket and isinstance(key, str) and key):
+        raise TypeError("not a bucket name and a key")
+    return bucket, unquote_plus(key)

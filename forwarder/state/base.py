@@ -78,6 +78,11 @@ class StateStore(Protocol):
         """Claim the records of ``account`` whose deadline is before ``stream_time``."""
         ...
 
+    def release_stale(self, before: float) -> list[Held]:
+        """Claim the records of any account whose deadline is before ``before`` (for an awaited
+        account whose own stream never comes)."""
+        ...
+
     def release_all(self) -> list[Held]:
         """Claim every held record (end of a batch)."""
         ...

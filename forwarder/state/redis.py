@@ -5,7 +5,8 @@ Layout under ``key_prefix`` (p):
 * ``p kv:<kind>`` hash key -> value, with ``p exp:<kind>`` a sorted set of key by expiry
   (event time, so not Redis TTLs, which run on the wall clock);
 * ``p held:<id>`` a hash per held record, indexed by ``p wait:<wait_on>`` (set),
-  ``p due:<account>`` (sorted set by deadline) and ``p held:all`` (set);
+  ``p due:<account>`` (sorted set by deadline, the accounts in ``p due:accounts``) and
+  ``p held:all`` (set);
 * ``p claim:<id>`` the claim on a held record: ``SET NX PX`` with this process's token, so
   one process delivers it; a process that dies loses its claims when the lease runs out.
 """
@@ -135,6 +136,7 @@ class RedisStore:
         pipe.sadd(f"{self._p}wait:{held.wait_on}", number)
         if held.deadline is not None:
             pipe.zadd(f"{self._p}due:{held.account}", {number: held.deadline})
+            pipe.sadd(f"{self._p}due:accounts", held.account)
         pipe.sadd(f"{self._p}held:all", number)
 
     def release(self, wait_on: str) -> list[Held]:
@@ -144,6 +146,13 @@ class RedisStore:
     def release_due(self, account: str, stream_time: float) -> list[Held]:
         with self._guard():
             return self._claim(self._redis.zrangebyscore(f"{self._p}due:{account}", "-inf", f"({stream_time!r}"))
+
+    def release_stale(self, before: float) -> list[Held]:
+        with self._guard():
+            ids: list[bytes] = []
+            for account in self._redis.smembers(f"{self._p}due:accounts"):
+                ids += self._redis.zrangebyscore(f"{self._p}due:{account.decode()}", "-inf", f"({before!r}")
+            return self._claim(ids)
 
     def release_all(self) -> list[Held]:
         with self._guard():

@@ -113,6 +113,9 @@ class SqliteStore:
     def release_due(self, account: str, stream_time: float) -> list[Held]:
         return self._claim("account = ? AND deadline < ?", (account, stream_time))
 
+    def release_stale(self, before: float) -> list[Held]:
+        return self._claim("deadline < ?", (before,))
+
     def release_all(self) -> list[Held]:
         return self._claim("1", ())
 

@@ -184,3 +184,17 @@ def test_a_damaged_state_file_stops_the_start_with_exit_2_and_its_path(world: Wo
     assert b"Traceback" not in stderr
     assert any(str(state) in entry["message"] and entry["level"] == "ERROR" for entry in json_logs(stderr))
     assert world.queue_depth() == 1 and world.event_ids() == []  # nothing read, nothing acknowledged
+
+
+def test_a_bucket_that_does_not_exist_is_dead_lettered_by_name_and_the_rest_flows(world: World) -> None:
+    good, ids = _log(world, "0700", 2)
+    world.send({"s3Bucket": "no-such-bucket-for-this-test", "s3ObjectKey": [good]})
+    world.send({"s3Bucket": world.bucket, "s3ObjectKey": [good]})
+    run = world.spawn("run", "--config", str(world.config()), "--exit-when-idle", "3")
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 0 and b"Traceback" not in stderr, stderr.decode()
+    assert sorted(world.event_ids()) == sorted(ids)
+    dead = {entry["source"]: entry["reason"] for entry in world.dead_objects()}
+    assert "NoSuchBucket" in dead[f"s3://no-such-bucket-for-this-test/{good}"]
+    assert not any(entry["level"] == "ERROR" for entry in json_logs(stderr))
+    assert world.queue_depth() == 0

@@ -57,7 +57,7 @@ def dead_documents(tmp_path: Path) -> tuple[Path, dict[str, Any], dict[str, Any]
     path = tmp_path / "dead-letter" / "documents.ndjson"
     write_entries(path, [
         {"source": "s3://trail/a.json.gz", "reason": "mapper_parsing_exception", "sink": "ndjson", "record": refused},
-        {"source": "s3://trail/b.json.gz", "reason": "record 3 is not an object", "sink": None, "raw": "[1, 2]"},
+        {"source": "s3://trail/b.json.gz", "reason": "record 3: a record is a JSON object, not an array", "sink": None, "raw": "[1, 2]"},
         {"source": "s3://trail/c.json.gz", "reason": "rejected", "sink": "elasticsearch", "record": other_sink},
     ])
     return path, refused, other_sink
@@ -85,7 +85,7 @@ def test_documents_replay_sends_again_and_keeps_what_fails(tmp_path: Path, dead_
     out = [json.loads(line) for line in (tmp_path / "out.ndjson").read_text().splitlines()]
     assert all(document["assumerole"]["role"]["arn"].startswith("arn:aws:iam::222222222222:role/") for document in out)
     (left,) = entries(path)
-    assert left["raw"] == "[1, 2]" and left["sink"] is None and "not an object" in left["reason"]
+    assert left["raw"] == "[1, 2]" and left["sink"] is None and "not an array" in left["reason"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["documents.ndjson"]  # no replay file left over
 
 

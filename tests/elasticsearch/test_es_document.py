@@ -11,8 +11,8 @@ from es_node import public_records
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
-from forwarder.record import parse_time
-from forwarder.sinks.es_document import ecs_fields, event_time, to_es
+from forwarder.record import MAX_DEPTH, Undecodable, decode, parse_time
+from forwarder.sinks.es_document import document_id, ecs_fields, event_time, to_es
 from paths import DATA
 
 VECTORS = DATA / "elastic-integration-cloudtrail" / "vectors.jsonl"
@@ -141,3 +141,47 @@ def test_every_field_written_is_in_the_catalogue() -> None:
                 written.add("aws.cloudtrail.unindexed")
     assert written - declared == set()
     assert {"@timestamp", "event.action", "source.ip", "related.user", "aws.cloudtrail.unindexed"} <= written
+
+
+@pytest.mark.parametrize("event_id", [42, {"id": "e3"}, None, "", ["e3"]], ids=["number", "object", "null", "empty", "array"])
+def test_an_event_id_that_is_no_string_gets_a_stable_document_id(event_id: Any) -> None:
+    record = {"eventID": event_id, "eventTime": "2026-03-31T07:12:00Z", "recipientAccountId": "111111111111", "a": {"b": 1, "c": 2}}
+    compact = orjson.dumps(record)
+    reordered = orjson.dumps({**record, "a": {"c": 2, "b": 1}}, option=orjson.OPT_INDENT_2)  # another layout, the same record
+    ids = {to_es(Document(None, None, "t", raw)).id for raw in (compact, compact, reordered)}
+    ids.add(document_id(Document(record, {"chain": {"depth": 1}}, "t", None)))  # what enrichment added is not the record
+    assert len(ids) == 1 and ids.pop().startswith("sha256:")
+    other = to_es(Document(None, None, "t", orjson.dumps({**record, "recipientAccountId": "222222222222"}))).id
+    assert other != to_es(Document(None, None, "t", compact)).id  # the other copy of a cross-account call
+    missing = {key: value for key, value in record.items() if key != "eventID"}
+    assert to_es(Document(missing, None, "t", None)).id.startswith("sha256:")
+
+
+def test_a_string_event_id_is_the_document_id() -> None:
+    record = {"eventID": "7c4b6b8e-4b8a-4b0e-9d43-2f2e6f1f0c11", "eventTime": "2026-03-31T07:12:00Z"}
+    assert to_es(Document(record, None, "t", orjson.dumps(record))).id == record["eventID"]
+
+
+def test_a_pretty_printed_record_goes_into_the_bulk_body_as_one_line() -> None:
+    record = {"eventID": "e4", "eventTime": "2026-03-31T07:12:00Z", "requestParameters": {"roleArn": "arn:aws:iam::1:role/x"}}
+    for raw in (orjson.dumps(record, option=orjson.OPT_INDENT_2), orjson.dumps(record).replace(b",", b",\r\n")):
+        body = to_es(Document(decode(raw), {"chain": {"depth": 1}}, "t", raw)).body
+        assert b"\n" not in body and b"\r" not in body
+        assert orjson.loads(body)["requestParameters"] == record["requestParameters"]
+
+
+def test_the_deepest_record_decode_accepts_still_fits_in_the_sinks_envelope() -> None:
+    deep: Any = 1
+    for _ in range(MAX_DEPTH - 1):
+        deep = [deep]
+    raw = orjson.dumps({"eventID": "deep", "event": deep})  # "event" is the sink's own: it moves aside, 3 levels down
+    body = orjson.loads(to_es(Document(decode(raw), None, "t", raw)).body)
+    assert body["aws"]["cloudtrail"]["unindexed"]["event"] == deep
+
+
+def test_what_cannot_be_written_is_undecodable_for_that_document_only() -> None:
+    with pytest.raises(Undecodable, match="no double holds"):
+        to_es(Document(None, None, "t", b'{"eventID":"e5","requestParameters":{"durationSeconds":1e400}}'))
+    record = {"eventID": "e6", "eventTime": "2026-03-31T07:12:00Z"}
+    with pytest.raises(Undecodable, match="64-bit"):
+        to_es(Document(record, {"session": {"duration_seconds": 2**70}}, "t", orjson.dumps(record)))

@@ -1,22 +1,14 @@
-"""Fixtures for the fault suite: the daemon tests' moto and world (imported from their conftest,
-not copied), a Redis of the test's own that it may stop, and daemons that are always killed."""
+"""Fixtures for the fault suite (moto, Redis and the world are the session's, tests/conftest.py):
+a ledger of every record put in, and daemons that are always killed."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from paths import REPO
-
-sys.path.insert(0, str(REPO / "tests" / "daemon"))
-
-from aws_world import World  # noqa: E402
-from daemon.conftest import moto_url, world  # noqa: E402
-from ledger import Ledger, Run  # noqa: E402
-from servers.redis_process import RedisProcess  # noqa: E402
+from aws_world import World
+from ledger import Ledger, Run
 
 
 @pytest.fixture
@@ -39,13 +31,3 @@ def daemons(world: World) -> Iterator[Callable[..., Run]]:
     yield start
     for run in started:
         run.kill()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    try:
-        server = RedisProcess(tmp_path / "redis")
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    with server:
-        yield server

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import yaml
 from aws_world import World, json_logs, log_key, wait_until, when
-from cloudtrail import assume, issued_key, call, session_identity, user
+from cloudtrail import assume, call, issued_key, session_identity, user
 
 from forwarder.deadletter import DOCUMENTS, OBJECTS
 
@@ -194,6 +194,10 @@ def check(tally: Tally, world: World, ended: dict[Run, int]) -> None:
     assert not problems, f"{tally}\n" + "\n".join(problems)
 
 
+# The `daemons` fixture: start(config, *arguments, name=...) -> Run.
+Start = Callable[..., Run]
+
+
 def _around(text: str, needle: str, width: int = 1500) -> str:
     at = text.find(needle)
     return text[max(0, at - 300): at + width]
@@ -207,6 +211,6 @@ def with_settings(config: Path, section: str, **changes: Any) -> Path:
     return config
 
 
-def wait_for(what: str, check: Any, seconds: float, every: float = 0.1) -> None:
+def wait_for(what: str, check: Callable[[], Any], seconds: float, every: float = 0.1) -> None:
     """``wait_until`` that fails the test, saying what did not happen."""
     assert wait_until(check, seconds, every), f"not within {seconds:g}s: {what}"

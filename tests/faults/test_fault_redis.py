@@ -10,11 +10,10 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aws_world import World
-from ledger import Ledger, Run, check, wait_for
+from ledger import Ledger, Run, Start, check, wait_for
 from servers.redis_process import RedisProcess
 
 
@@ -28,7 +27,7 @@ def _config(world: World, name: str, redis_url: str) -> Path:
 
 @pytest.mark.redis
 @pytest.mark.parametrize("outage", [1.5, 5.0])
-def test_redis_stopped_and_restarted_under_two_daemons_loses_nothing(world: World, ledger: Ledger, daemons: Any,
+def test_redis_stopped_and_restarted_under_two_daemons_loses_nothing(world: World, ledger: Ledger, daemons: Start,
                                                                       redis_server: RedisProcess, outage: float) -> None:
     names = ("a", "b")
     outputs = [world.tmp / f"out-{name}.ndjson" for name in names]

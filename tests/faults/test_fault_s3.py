@@ -5,11 +5,10 @@ object again), and each transient error is a WARNING naming the object: no ERROR
 
 from __future__ import annotations
 
-from typing import Any
 
 import orjson
 from aws_world import World
-from ledger import Ledger, check, with_settings
+from ledger import Ledger, Start, check, with_settings
 from servers.s3_front import INTERNAL_ERROR, RESET, SLOW_DOWN, TRUNCATE, FaultFront
 
 # botocore retries one call up to 5 times (retries.max_attempts in forwarder/aws.py, retries not
@@ -19,7 +18,7 @@ WITHIN_THE_SDK = [[INTERNAL_ERROR] * 2, [SLOW_DOWN] * 2, [RESET] * 2]
 TO_THE_FORWARDER = [[INTERNAL_ERROR] * 6, [SLOW_DOWN] * 6, [RESET] * 6, [TRUNCATE], [TRUNCATE, RESET, TRUNCATE]]
 
 
-def test_transient_s3_faults_are_retried_as_warnings_and_lose_nothing(world: World, ledger: Ledger, daemons: Any,
+def test_transient_s3_faults_are_retried_as_warnings_and_lose_nothing(world: World, ledger: Ledger, daemons: Start,
                                                                        moto_url: str) -> None:
     keys = ledger.put(12, 20)
     faulted = dict(zip(keys, WITHIN_THE_SDK + TO_THE_FORWARDER))

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aws_world import World
-from ledger import Ledger, check
+from ledger import Ledger, Start, check
 from servers.hec_server import HecServer, Token
 from servers.s3_front import RESET, TRUNCATE, FaultFront, answer
 
@@ -26,7 +26,7 @@ def _event_posts(method: str, path: str) -> str | None:
                  id="garbage-answers"),
     pytest.param([TRUNCATE, RESET, TRUNCATE, TRUNCATE, RESET, TRUNCATE], id="answers-cut-short"),
 ])
-def test_a_collector_failing_oddly_loses_nothing(world: World, ledger: Ledger, daemons: Any,
+def test_a_collector_failing_oddly_loses_nothing(world: World, ledger: Ledger, daemons: Start,
                                                  monkeypatch: pytest.MonkeyPatch, faults: list[Any]) -> None:
     monkeypatch.setenv("TEST_HEC_TOKEN", TOKEN)
     keys = ledger.put(10, 20)

@@ -13,16 +13,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aws_world import World
-from ledger import Ledger, Run, check, wait_for
+from ledger import Ledger, Run, Start, check, wait_for
 
 IDLE = "6"  # --exit-when-idle: longer than a retried message stays away (retry_delay_seconds: 1)
 
 
-def _first_wave(world: World, ledger: Ledger, daemons: Any, config: Path) -> Run:
+def _first_wave(world: World, ledger: Ledger, daemons: Start, config: Path) -> Run:
     ledger.notify(ledger.put(4, 50))
     run = daemons(config, "--exit-when-idle", IDLE)
     wait_for("the first wave delivered", lambda: ledger.delivered_so_far([world.output]) >= 200, 60)
@@ -67,7 +66,7 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
-def test_the_state_volume_full_mid_run_loses_nothing(world: World, ledger: Ledger, daemons: Any,
+def test_the_state_volume_full_mid_run_loses_nothing(world: World, ledger: Ledger, daemons: Start,
                                                      small_volume: Path) -> None:
     config = world.config(state={"type": "sqlite", "path": str(small_volume / "state.db")})
     run = _first_wave(world, ledger, daemons, config)
@@ -93,7 +92,7 @@ db.execute("COMMIT")
 
 
 @pytest.mark.parametrize("seconds", [6, 10])
-def test_the_state_file_locked_by_another_process_loses_nothing(world: World, ledger: Ledger, daemons: Any,
+def test_the_state_file_locked_by_another_process_loses_nothing(world: World, ledger: Ledger, daemons: Start,
                                                                 seconds: int) -> None:
     """Longer than SQLite's default 5 s busy wait; 10 s spans a housekeeping tick (every 5 s) too."""
     config = world.config()

@@ -7,7 +7,8 @@ not UTF-8 inside a string, nesting far deeper than any record. Such tokens are `
 written out byte for byte by ``encode``; everything else is an ordinary Python value.
 
 The examples are derandomized (the same ones on every run, so a failure in CI is a failure on
-the developer's machine) and nothing is written to a ``.hypothesis`` directory in the tree.
+the developer's machine), and no example database is kept (``.hypothesis/`` holds only caches,
+and ignores itself in git).
 ``FUZZ_RANDOM=1`` explores new examples; ``FUZZ_EXAMPLES=N`` changes how many.
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from json_strategies import FUZZ, KEYS, ODD_NUMBERS, ODD_STRINGS, Raw, mutated, nested
 
@@ -114,14 +114,24 @@ def test_parse_config_takes_any_value(data: Any) -> None:
     _parsed(parse_config, data)
 
 
+def _hours(**settings: Any) -> dict[str, Any]:
+    return {**FULL, "roles": {"human": {"business_hours": settings}}}
+
+
 @FUZZ
 @given(configs)
+# Found before: a zone name longer than a file name (OSError), a clock beyond C's long (OverflowError).
+@example(_hours(timezone="Europe/" + "x" * 300))
+@example(_hours(start=10**30))
 def test_parse_config_with_any_setting_replaced(data: dict[str, Any]) -> None:
     _parsed(parse_config, data)
 
 
 @FUZZ
 @given(yaml_files)
+# Found before: bytes that are not UTF-8; a YAML timestamp that is no date (ValueError from PyYAML).
+@example(b"\xff\xfe")
+@example(b"a: 2001-02-30")
 def test_load_config_takes_any_file(content: bytes) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "forwarder.yaml"

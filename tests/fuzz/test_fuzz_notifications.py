@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cloudtrail import assume, user
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from json_strategies import FUZZ, encode, json_values, mutated
 
@@ -77,8 +77,17 @@ def test_arbitrary_json(value: Any) -> None:
     _parse(encode(value))
 
 
+def _s3_event(bucket: Any, key: Any) -> dict[str, Any]:
+    record = S3_EVENT["Records"][0]
+    return {"Records": [{**record, "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+
+
 @FUZZ
 @given(shapes)
+# Found before: a key that is a number (AttributeError in unquote_plus), a bucket that is null.
+@example(_s3_event("trail", 5))
+@example(_s3_event(None, KEY))
+@example({**EVENTBRIDGE_OBJECT, "detail": {"bucket": {"name": "trail"}, "object": {"key": [KEY]}}})
 def test_known_shapes_with_any_field_replaced(message: dict[str, Any]) -> None:
     _parse(encode(message))
 

@@ -1,5 +1,5 @@
-"""A redis-server of a test's own, which the test may stop and start again on the same port
-(the session's Redis in tests/daemon/conftest.py is shared, so it must stay up)."""
+"""Debian's redis-server as a process of the tests: the session's shared one, or a test's own
+that it may stop and start again on the same port (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from servers.ports import free_port
 
 
 class RedisProcess:
-    """Debian's redis-server on 127.0.0.1, without persistence (as the session's Redis)."""
+    """redis-server on 127.0.0.1, without persistence."""
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = shutil.which("redis-server")

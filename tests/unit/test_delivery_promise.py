@@ -119,7 +119,7 @@ def test_a_failed_object_leaves_no_trace_and_is_delivered_in_full_when_read_agai
     dead_lines = (tmp_path / "dead-letter" / "documents.ndjson").read_bytes().splitlines()
     assert sorted(delivered) == sorted(ids)  # the child (released) and both copies, once each
     assert outcome.records == len(records) and outcome.dead_lettered == 1
-    assert {orjson.loads(line)["reason"] for line in dead_lines} == {"record 3 is not an object"}
+    assert {orjson.loads(line)["reason"] for line in dead_lines} == {"record 3: a record is a JSON object, not a string"}
     assert store.held_count() == 0
     by_id = sink.by_event()
     child_id = records[0]["eventID"]
@@ -164,11 +164,11 @@ def test_a_defect_meeting_one_record_dead_letters_that_record_alone(tmp_path: Pa
 
     real = module.assumption_fields
 
-    def fragile(record: dict[str, Any], facts: Any, caller: Any, chain: Any, *args: Any) -> dict[str, Any]:
+    def fragile(facts: Any, caller: Any, chain: Any, *args: Any) -> dict[str, Any]:
         # Fails for the sessions named "boom" once their chain is known (so a held one fails on release).
-        if record["requestParameters"]["roleSessionName"] == "boom" and (chain.resolved or caller.type == "IAMUser"):
+        if facts.session_name == "boom" and (chain.resolved or caller.type == "IAMUser"):
             raise KeyError("a defect")
-        return real(record, facts, caller, chain, *args)
+        return real(facts, caller, chain, *args)
 
     monkeypatch.setattr(module, "assumption_fields", fragile)
     store = SqliteStore(tmp_path / "state.db")
@@ -187,3 +187,70 @@ def test_a_defect_meeting_one_record_dead_letters_that_record_alone(tmp_path: Pa
     assert delivered == {parent["eventID"], child["eventID"]}
     assert {orjson.loads(e["raw"])["eventID"] for e in dead} == {boom["eventID"], held_boom["eventID"]}
     assert all("could not be enriched: KeyError" in e["reason"] for e in dead)
+
+
+def test_records_that_cannot_be_written_are_dead_lettered_alone_and_the_rest_flows(tmp_path: Path) -> None:
+    from forwarder.sinks.ndjson import NdjsonSink
+
+    good = [call(user("111111111111", f"u{n}"), T0 + timedelta(seconds=n)) for n in range(2)]
+    held_back = assume(user("111111111111", "alice"), ROLE, T0)
+    bad = {
+        "an integer beyond 64 bits": orjson.dumps(held_back).replace(b'"durationSeconds":3600', b'"durationSeconds":' + str(2**70).encode()),
+        "an infinity": orjson.dumps(good[0]).replace(b'"readOnly":true', b'"readOnly":1e400').replace(
+            good[0]["eventID"].encode(), b"inf"),
+        "a lone surrogate": orjson.dumps(good[0]).replace(b'"u0"', b'"\\ud800"').replace(good[0]["eventID"].encode(), b"sur"),
+        "invalid UTF-8": orjson.dumps(good[0]).replace(b'"u0"', b'"\xff\xfe"').replace(good[0]["eventID"].encode(), b"utf"),
+        "nesting a thousand deep": orjson.dumps(good[0]).replace(b'"readOnly":true', b'"readOnly":' + b"[" * 1000 + b"]" * 1000)
+        .replace(good[0]["eventID"].encode(), b"deep"),
+    }
+    body = b'{"Records":[' + b",".join([orjson.dumps(good[0]), *bad.values(), orjson.dumps(good[1])]) + b"]}"
+    out = tmp_path / "out.ndjson"
+    pipeline = Pipeline(Enricher(parse_config({"select": "all"}), SqliteStore()),
+                        [NdjsonSink(parse_config({"sinks": [{"type": "ndjson", "path": str(out)}]}).sinks[0])],
+                        DeadLetter(tmp_path / "dl"))
+    outcome = pipeline.process("s3://trail/mixed.json.gz", body)
+    lines = out.read_bytes().splitlines()
+    assert [orjson.loads(line)["eventID"] for line in lines] == [good[0]["eventID"], good[1]["eventID"]]
+    dead = [orjson.loads(line) for line in (tmp_path / "dl" / "documents.ndjson").read_bytes().splitlines()]
+    assert outcome.records == 7 and outcome.delivered == 2 and outcome.dead_lettered == len(bad) == len(dead)
+    assert all(entry["source"] == "s3://trail/mixed.json.gz" and entry["reason"] for entry in dead)
+    reasons = " | ".join(entry["reason"] for entry in dead)
+    for word in ("64-bit", "UTF-8", "deeper"):
+        assert word in reasons, reasons
+
+
+def _cross_account() -> tuple[dict[str, Any], dict[str, Any]]:
+    caller_copy = assume(user("111111111111", "alice"), ROLE, T0, shared="shared-x", recipient="111111111111")
+    owner_copy = dict(caller_copy, userIdentity=thin(caller_copy["userIdentity"]), recipientAccountId="222222222222",
+                      eventID="owner-copy-x")
+    return caller_copy, owner_copy
+
+
+def test_a_thin_copy_waits_on_the_callers_stream_not_its_own(tmp_path: Path) -> None:
+    # A backfill reading the role owner's account first, far past the window, then the caller's.
+    caller_copy, owner_copy = _cross_account()
+    sink = Collect()
+    pipeline = Pipeline(Enricher(CONFIG, SqliteStore()), [sink], DeadLetter(tmp_path / "dl"))
+    pipeline.process("owner-1", orjson.dumps({"Records": [owner_copy]}))
+    later = call(user("222222222222", "ops"), T0 + timedelta(hours=3), "DescribeInstances")
+    pipeline.process("owner-2", orjson.dumps({"Records": [later]}))
+    pipeline.release_due()
+    assert "owner-copy-x" not in sink.by_event()  # still waiting: the caller's account has not come yet
+    pipeline.process("caller-1", orjson.dumps({"Records": [caller_copy]}))
+    shipped = sink.by_event()["owner-copy-x"]["assumerole"]
+    assert shipped["caller"]["arn"] == "arn:aws:iam::111111111111:user/alice" and shipped["chain"]["resolved"] is True
+
+
+def test_a_wait_on_an_account_whose_trail_never_comes_ends_with_the_lag_between_accounts(tmp_path: Path) -> None:
+    config = parse_config({"chains": {"hold_back_seconds": 900, "account_lag_seconds": 3600},
+                           "organization": {"accounts": ["111111111111", "222222222222"]}})
+    _, owner_copy = _cross_account()
+    sink = Collect()
+    pipeline = Pipeline(Enricher(config, SqliteStore()), [sink], DeadLetter(tmp_path / "dl"))
+    pipeline.process("owner-1", orjson.dumps({"Records": [owner_copy]}))
+    for hours in (0.5, 1.5):
+        pipeline.process("owner", orjson.dumps({"Records": [call(user("222222222222", "ops"), T0 + timedelta(hours=hours))]}))
+        pipeline.release_due()
+        # Within the lag of an hour past its deadline it waits; past it, it ships unresolved.
+        assert ("owner-copy-x" in sink.by_event()) is (hours > 1.25)
+    assert sink.by_event()["owner-copy-x"]["assumerole"]["chain"]["resolved"] is False

@@ -69,7 +69,8 @@ def test_record_that_is_not_an_object(tmp_path: Path, capsys: pytest.CaptureFixt
     path.write_bytes(orjson.dumps({"Records": [good, "oops", 7]}))
     status, docs, err = run(capsys, str(path))
     assert status == 1 and [d["eventID"] for d in docs] == [good["eventID"]]
-    assert "record 1 is not an object" in err and "record 2 is not an object" in err and str(path) in err
+    assert "record 1: a record is a JSON object, not a string" in err and "record 2: a record is a JSON object, not a number" in err
+    assert str(path) in err
 
 
 def test_missing_path_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,11 +1,15 @@
 """Each enrichment rule of SCHEMA.md, including the awkward callers."""
 
+import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from cloudtrail import assume, enrich_objects, saml, service, thin, user, web_identity
+from cloudtrail import assume, enrich_objects, saml, service, session_identity, thin, user, web_identity
 from forwarder.config import parse_config
+from forwarder.enrich.assumption import read_assumption
+from forwarder.enrich.identity import caller_of
 
 ORG, DEV, PROD, PARTNER, OUTSIDE = "111111111111", "222222222222", "333333333333", "444444444444", "999999999999"
 CONFIG = parse_config(
@@ -165,3 +169,109 @@ def test_unexpected_field_type_ships_with_a_note() -> None:
     record["eventName"] = ["AssumeRole"]  # not even the peek can read it: the slow path takes it
     record["userIdentity"] = "alice"
     assert enrich_objects([[record]], parse_config({"select": "all"})).documents[0].record == record
+
+
+def _set(record: dict, path: str, value: object) -> dict:
+    *parents, last = path.split(".")
+    target = record
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    return record
+
+
+def _roleless(record: dict) -> dict:
+    del record["requestParameters"]["roleArn"]
+    return record
+
+
+SESSION_CALLER = session_identity(f"arn:aws:iam::{ORG}:role/Ops", "ASIATESTNOTES0000001", "2026-03-31T09:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("identity", "path", "value", "note"),
+    [
+        (None, "responseElements.credentials.expiration", 1774962000,
+         "responseElements.credentials.expiration 1774962000 is not a time CloudTrail writes"),
+        (None, "responseElements.credentials.expiration", "31/03/2026",
+         'responseElements.credentials.expiration "31/03/2026" is not a time CloudTrail writes'),
+        (None, "responseElements.credentials.accessKeyId", 7, "responseElements.credentials.accessKeyId is a number, not a string"),
+        (None, "responseElements.credentials", "ASIA...", "responseElements.credentials is a string, not an object"),
+        (None, "responseElements", [], "responseElements is an array, not an object"),
+        (None, "requestParameters.roleArn", 5, "requestParameters.roleArn is a number, not a string"),
+        (None, "requestParameters.roleSessionName", ["s"], "requestParameters.roleSessionName is an array, not a string"),
+        (None, "requestParameters.sourceIdentity", {"id": 1}, "requestParameters.sourceIdentity is an object, not a string"),
+        (None, "requestParameters.durationSeconds", "3600", 'requestParameters.durationSeconds "3600" is not a number of seconds'),
+        (None, "requestParameters.durationSeconds", True, "requestParameters.durationSeconds true is not a number of seconds"),
+        (None, "requestParameters.durationSeconds", -5, "requestParameters.durationSeconds -5 is not a number of seconds"),
+        (None, "requestParameters", "roleArn=x", "requestParameters is a string, not an object"),
+        (None, "eventTime", "31/03/2026 12:00", 'eventTime "31/03/2026 12:00" is not a time CloudTrail writes'),
+        (None, "eventTime", "9999-12-31T23:59:59-01:00", 'eventTime "9999-12-31T23:59:59-01:00" is not a time CloudTrail writes'),
+        (None, "sharedEventID", 7, "sharedEventID is a number, not a string"),
+        (None, "errorCode", 403, "errorCode is a number, not a string"),
+        (None, "resources", "arn:aws:iam::111111111111:role/Deploy", "resources is a string, not an array"),
+        (None, "resources", [7], "resources[0] is a number, not an object"),
+        (None, "resources", [{"ARN": 7}], "resources[0].ARN is a number, not a string"),
+        (None, "errorMessage", {"text": "denied"}, "errorMessage is an object, not a string"),
+        (user(ORG, "alice"), "userIdentity", "alice", "userIdentity is a string, not an object"),
+        (user(ORG, "alice"), "userIdentity.arn", 7, "userIdentity.arn is a number, not a string"),
+        (user(ORG, "alice"), "userIdentity.type", ["IAMUser"], "userIdentity.type is an array, not a string"),
+        (service("ec2.amazonaws.com"), "userIdentity.invokedBy", 7, "userIdentity.invokedBy is a number, not a string"),
+        (saml("erin@example.com"), "userIdentity.userName", 7, "userIdentity.userName is a number, not a string"),
+        (SESSION_CALLER, "userIdentity.sessionContext", "s", "userIdentity.sessionContext is a string, not an object"),
+        (SESSION_CALLER, "userIdentity.sessionContext.sessionIssuer.arn", 7,
+         "userIdentity.sessionContext.sessionIssuer.arn is a number, not a string"),
+        (SESSION_CALLER, "userIdentity.sessionContext.attributes.creationDate", 1774947600,
+         "userIdentity.sessionContext.attributes.creationDate 1774947600 is not a time CloudTrail writes"),
+        (SESSION_CALLER, "userIdentity.sessionContext.sourceIdentity", False,
+         "userIdentity.sessionContext.sourceIdentity is a boolean, not a string"),
+    ],
+)
+def test_a_field_of_an_unexpected_type_always_leaves_a_note(identity: dict | None, path: str, value: object, note: str) -> None:
+    record = assume(copy.deepcopy(identity or user(ORG, "alice")), f"arn:aws:iam::{ORG}:role/Deploy", NOON)
+    if path.startswith(("resources", "errorMessage")):
+        record = _roleless(record)  # they are read only to find a role that requestParameters does not name
+    ar = enriched(_set(record, path, value))
+    assert note in ar["notes"]
+
+
+def test_notes_name_only_what_is_wrong() -> None:
+    for record in (
+        assume(user(ORG, "alice"), f"arn:aws:iam::{ORG}:role/Deploy", NOON),
+        assume(user(ORG, "dave"), f"arn:aws:iam::{PROD}:role/Deploy", NOON, error="AccessDenied"),  # requestParameters: null
+        assume(SESSION_CALLER, f"arn:aws:iam::{PROD}:role/Deploy", NOON),
+    ):
+        assert "notes" not in enriched(record)
+
+
+def test_a_wrong_field_does_not_take_what_is_right_with_it() -> None:
+    record = assume(user(ORG, "alice"), f"arn:aws:iam::{ORG}:role/Deploy", NOON)
+    record["responseElements"]["credentials"]["expiration"] = 1774962000
+    record["errorCode"] = 403
+    ar = enriched(record)
+    assert ar["session"]["expiration"] is None and ar["session"]["duration_seconds"] == 3600  # from durationSeconds
+    assert ar["failed"] is True and ar["error_code"] is None  # an error code all the same, just not a keyword
+
+
+def test_integers_beyond_what_a_long_holds_are_noted_not_encoded() -> None:
+    record = assume(user(ORG, "alice"), f"arn:aws:iam::{ORG}:role/Deploy", NOON)
+    record["requestParameters"]["durationSeconds"] = 2**70
+    facts = read_assumption(record)
+    assert facts.duration == 3600  # expiration minus eventTime
+    assert facts.notes == [f"requestParameters.durationSeconds {2**70} is not a number of seconds"]
+
+
+def test_caller_notes() -> None:
+    assert caller_of(None).notes == () and caller_of(user(ORG, "alice")).notes == ()
+    caller = caller_of(_set(copy.deepcopy(SESSION_CALLER), "sessionContext.attributes", "today"))
+    assert caller.notes == ("userIdentity.sessionContext.attributes is a string, not an object",)
+    assert caller.created is None and caller.issuer_arn == f"arn:aws:iam::{ORG}:role/Ops"
+    assert caller == replace(caller_of(SESSION_CALLER), created=None)  # notes are about the record, not the caller
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "0001-01-01T00:30:00+01:00"])
+def test_a_time_at_the_ends_of_the_calendar_is_noted_not_a_crash(moment: str) -> None:
+    record = assume(user(ORG, "alice"), f"arn:aws:iam::{ORG}:role/HumanAdmin", NOON)  # business hours: a time zone
+    record["eventTime"] = moment
+    ar = enriched(record)
+    assert ar["after_hours"] is None and f'eventTime "{moment}" is not a time CloudTrail writes' in ar["notes"]

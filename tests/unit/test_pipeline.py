@@ -77,5 +77,5 @@ def test_rejected_documents_are_dead_lettered_with_reason(tmp_path: Path) -> Non
     outcome = forwarder.process("x.json", orjson.dumps({"Records": [poison, good, "not a record"]}))
     assert outcome.delivered == 2 and outcome.dead_lettered == 2
     lines = [orjson.loads(line) for line in (tmp_path / "dl" / "documents.ndjson").read_bytes().splitlines()]
-    assert {(e["reason"], e["sink"]) for e in lines} == {("mapping error", "collect"), ("record 2 is not an object", None)}
+    assert {(e["reason"], e["sink"]) for e in lines} == {("mapping error", "collect"), ("record 2: a record is a JSON object, not a string", None)}
     assert next(e for e in lines if e["sink"])["record"] == poison
