@@ -20,7 +20,7 @@ from tqdm import tqdm
 from forwarder.config import Config, ConfigError, S3Source
 from forwarder.pipeline import MustStop, NotDelivered, Outcome, Pipeline
 from forwarder.sources.objects import ObjectHandler
-from forwarder.sources.s3poll import CHECKPOINT, days, in_order, list_keys, region_prefixes
+from forwarder.sources.s3poll import ACCOUNT, CHECKPOINT, MINUTE, days, in_order, list_keys, region_prefixes
 from forwarder.state.base import StateStore
 
 
@@ -45,6 +45,11 @@ def backfill(config: S3Source, first: date, last: date, pipeline: Pipeline, obje
                     result.already_done += 1
                 else:
                     work.append((name, key))
+    # A day at a time, each account's regions together by the minute in each file's name, as its
+    # trail delivered them: an account's stream clock then moves as it did live (a call logged in
+    # one region waits for a parent logged in another as it would have then), and no account's
+    # clock runs more than a day (chains.account_lag_seconds) ahead of another's.
+    work.sort(key=lambda item: (_minute(item[1])[:8], _account(item[1]), _minute(item[1]), item[1]))
     bar = tqdm(total=len(work) + result.already_done, initial=result.already_done, unit="obj",
                desc="backfill", disable=not progress, dynamic_ncols=True)
 
@@ -71,6 +76,16 @@ def backfill(config: S3Source, first: date, last: date, pipeline: Pipeline, obje
         objects.metrics.outcome(objects.label, flushed)
         result.delivered += flushed.delivered
     return result
+
+
+def _account(key: str) -> str:
+    parts = key.split("/")
+    return next((part for part in parts if ACCOUNT.match(part)), "")
+
+
+def _minute(key: str) -> str:
+    found = MINUTE.search(key)
+    return found.group(1) if found else ""
 
 
 def run_backfill(config: Config, first: date, last: date, bucket: str | None, prefix: str | None, progress: bool) -> int:

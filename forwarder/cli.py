@@ -13,7 +13,7 @@ from pathlib import Path
 
 from forwarder import __version__
 from forwarder.config import Config, ConfigError, NdjsonSink, load_config
-from forwarder.deadletter import DeadLetter, StderrDeadLetter
+from forwarder.deadletter import DeadLetter, ReportingDeadLetter, StderrDeadLetter
 from forwarder.enrich import Enricher
 from forwarder.pipeline import MustStop, NotDelivered, Pipeline
 from forwarder.rules import cli as sigma_commands
@@ -32,14 +32,25 @@ def _batch_pipeline(config: Config, sinks: Sequence[Sink], state: str, dead_lett
 
 def cmd_enrich(args: argparse.Namespace) -> int:
     from forwarder.batch import run_files
+    from forwarder.sinks import build_sink
 
     config = load_config(args.config)
-    dead_letter = StderrDeadLetter()
-    sink = NdjsonWriter(NdjsonSink(type="ndjson", path="-"))
-    pipeline = _batch_pipeline(config, [sink], args.state or ":memory:", dead_letter)
-    result = run_files(pipeline, args.paths)
-    sink.close()
-    pipeline.enricher.store.close()
+    # The configured sinks when the file names any (a downloaded trail straight into the SIEM),
+    # else NDJSON on standard output; what a sink refuses goes to the configured dead letter.
+    named = "sinks" in config.model_fields_set
+    dead_letter: StderrDeadLetter = ReportingDeadLetter(config.dead_letter.path) if named else StderrDeadLetter()
+    sinks = [build_sink(sink) for sink in config.sinks] if named else [NdjsonWriter(NdjsonSink(type="ndjson", path="-"))]
+    try:
+        pipeline = _batch_pipeline(config, sinks, args.state or ":memory:", dead_letter)
+        result = run_files(pipeline, args.paths)
+        pipeline.enricher.store.close()
+    finally:
+        for sink in sinks:
+            sink.close()
+    if named:
+        print(f"forwarder: {result.delivered} documents to {', '.join(sink.name for sink in sinks)}"
+              + (f"; {dead_letter.count} dead-lettered in {config.dead_letter.path}" if dead_letter.count else ""),
+              file=sys.stderr)
     return 1 if result.failed_files or dead_letter.count else 0
 
 

@@ -102,3 +102,16 @@ class StderrDeadLetter(DeadLetter):
         self.count += 1
         sink = f" ({entry['sink']})" if entry.get("sink") else ""
         print(f"forwarder: {entry['source']}{sink}: {entry['reason']}", file=sys.stderr)
+
+
+class ReportingDeadLetter(StderrDeadLetter):
+    """For a batch into configured sinks: each item is kept in the dead-letter files for
+    replay, as the daemon keeps them, and reported on standard error."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def _append(self, file: str, entry: dict[str, Any]) -> None:
+        DeadLetter._append(self, file, dict(entry))
+        super()._append(file, entry)
