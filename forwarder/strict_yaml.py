@@ -105,6 +105,8 @@ def _reading(call: Callable[[], _T]) -> _T:
         raise YamlError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     except RecursionError:
         raise YamlError("nested too deeply to be read") from None
+    except YamlError:
+        raise
     except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         # PyYAML's constructors raise these on a value its tags cannot build (a date such as
         # 2001-02-30, an empty !!timestamp): name it as a YAML problem, not a traceback.

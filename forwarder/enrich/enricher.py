@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
+import orjson
 
 from forwarder.config import Config
 from forwarder.document import Document
@@ -269,16 +270,24 @@ class Enricher:
         if self._duplicate(peek.eventID, account, moment, batch):
             batch.duplicates += 1
             return
+        data = bytes(raw)
         try:
-            record = decode(bytes(raw))
+            if not (assume or session_call):
+                # Shipped as it is (select: all): its bytes go out unchanged, so they need only be
+                # JSON a reader accepts (orjson refuses invalid UTF-8, lone surrogates, infinities,
+                # runaway nesting) -- one parse, whose dict serves a sink that wants it.
+                try:
+                    record = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    decode(data)  # says why
+                    raise Undecodable("not JSON") from None
+                batch.documents.append(Document(record, None, source, data))
+                return
+            record = decode(data)  # enriched: every value is read, and must be written again
         except Undecodable as bad:  # the peek read only a few fields: the rest may still be broken
-            batch.errors.append(RecordError(source, index, f"record {index}: {bad.reason}", bytes(raw)))
+            batch.errors.append(RecordError(source, index, f"record {index}: {bad.reason}", data))
             return
-        if not (assume or session_call):
-            # Shipped as it is (select: all): its bytes go out, the dict serves a sink that wants it.
-            batch.documents.append(Document(record, None, source, bytes(raw)))
-            return
-        self._enrich(source, record, bytes(raw), batch, hold=True)
+        self._enrich(source, record, data, batch, hold=True)
 
     def _full(self, source: str, record: dict[str, Any], raw: bytes, batch: Batch, note: str) -> None:
         identity = mapping(record.get("userIdentity"))
