@@ -61,6 +61,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from servers.background import Background
+
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
 
@@ -133,7 +135,9 @@ class _Channel:
     pending: dict[int, tuple[float, bool]] = field(default_factory=dict)
 
 
-class HecServer:
+class HecServer(Background):
+    thread_name = "hec-server"
+
     """The server and its state; ``start()`` serves on 127.0.0.1 in a thread."""
 
     def __init__(self, tokens: list[Token], host: str = "127.0.0.1", port: int = 0, keep_events: bool = True,
@@ -163,7 +167,6 @@ class HecServer:
             context.load_cert_chain(*tls)
             self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._scheme = "https" if tls else "http"
-        self._thread: threading.Thread | None = None
 
     # -- life --------------------------------------------------------------------------------
 
@@ -172,24 +175,6 @@ class HecServer:
         host, port = self._httpd.server_address[:2]
         return f"{self._scheme}://{host}:{port}"
 
-    def start(self) -> HecServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="hec-server", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> HecServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- what the tests read -----------------------------------------------------------------
 

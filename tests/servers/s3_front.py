@@ -29,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from servers.background import Background
+
 # Headers that describe one connection, not the message: never forwarded as they are.
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
               "content-length", "server", "date"}
@@ -69,7 +71,9 @@ def s3_get_object(method: str, path: str) -> str | None:
     return unquote(key)
 
 
-class FaultFront:
+class FaultFront(Background):
+    thread_name = "fault-front"
+
     """The front on 127.0.0.1; ``match(method, path)`` names the schedule a request draws from
     (None: never faulted)."""
 
@@ -85,7 +89,6 @@ class FaultFront:
         self._httpd.front = self  # type: ignore[attr-defined]
         # A reset or a cut answer makes the handler's own cleanup fail: expected, not worth a traceback.
         self._httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -113,23 +116,6 @@ class FaultFront:
             self.served.append((key, fault.kind))
             return fault
 
-    def start(self) -> FaultFront:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fault-front", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FaultFront:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

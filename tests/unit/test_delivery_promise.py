@@ -127,14 +127,22 @@ def test_a_failed_object_leaves_no_trace_and_is_delivered_in_full_when_read_agai
     assert by_id["owner-copy"]["assumerole"]["caller"]["arn"] == "arn:aws:iam::111111111111:user/alice"
 
 
+def _pipeline(tmp_path: Path) -> tuple[Pipeline, SqliteStore, Collect]:
+    store = SqliteStore(tmp_path / "state.db")
+    sink = Collect()
+    return Pipeline(Enricher(CONFIG, store), [sink], DeadLetter(tmp_path / "dl")), store, sink
+
+
+def _parent_and_child() -> tuple[dict[str, Any], dict[str, Any]]:
+    parent = assume(user("111111111111", "alice"), ROLE, T0, recipient="222222222222")
+    return parent, call(session_identity(ROLE, issued_key(parent), parent["eventTime"]), T0 + timedelta(minutes=1))
+
+
 def test_a_link_registered_while_its_child_waits_in_another_step_releases_it_once_both_commit(tmp_path: Path) -> None:
     # Two objects in work at once: the child's step holds it (its parent unknown), the parent's
     # step registers the session before the child's hold is in the store.
-    store = SqliteStore(tmp_path / "state.db")
-    sink = Collect()
-    pipeline = Pipeline(Enricher(CONFIG, store), [sink], DeadLetter(tmp_path / "dl"))
-    parent = assume(user("111111111111", "alice"), ROLE, T0, recipient="222222222222")
-    child = call(session_identity(ROLE, issued_key(parent), parent["eventTime"]), T0 + timedelta(minutes=1))
+    pipeline, store, sink = _pipeline(tmp_path)
+    parent, child = _parent_and_child()
     enricher = pipeline.enricher
     held = enricher.enrich_records("child", [orjson.dumps(child)])
     registered = enricher.enrich_records("parent", [orjson.dumps(parent)])
@@ -149,11 +157,8 @@ def test_a_link_registered_while_its_child_waits_in_another_step_releases_it_onc
 
 
 def test_a_child_before_its_parent_in_one_object_is_served_by_it(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
-    sink = Collect()
-    pipeline = Pipeline(Enricher(CONFIG, store), [sink], DeadLetter(tmp_path / "dl"))
-    parent = assume(user("111111111111", "alice"), ROLE, T0, recipient="222222222222")
-    child = call(session_identity(ROLE, issued_key(parent), parent["eventTime"]), T0 + timedelta(minutes=1))
+    pipeline, store, sink = _pipeline(tmp_path)
+    parent, child = _parent_and_child()
     outcome = pipeline.process("one", orjson.dumps({"Records": [child, parent]}))
     assert (outcome.delivered, outcome.held, store.held_count()) == (2, 0, 0)
     assert sink.by_event()[child["eventID"]]["assumerole"]["chain"]["resolved"] is True
@@ -171,11 +176,8 @@ def test_a_defect_meeting_one_record_dead_letters_that_record_alone(tmp_path: Pa
         return real(facts, caller, chain, *args)
 
     monkeypatch.setattr(module, "assumption_fields", fragile)
-    store = SqliteStore(tmp_path / "state.db")
-    sink = Collect()
-    pipeline = Pipeline(Enricher(CONFIG, store), [sink], DeadLetter(tmp_path / "dl"))
-    parent = assume(user("111111111111", "alice"), ROLE, T0, recipient="222222222222")
-    child = call(session_identity(ROLE, issued_key(parent), parent["eventTime"]), T0 + timedelta(minutes=1))
+    pipeline, store, sink = _pipeline(tmp_path)
+    parent, child = _parent_and_child()
     boom = assume(user("111111111111", "bob"), ROLE, T0, recipient="222222222222", session_name="boom")
     held_boom = assume(session_identity(ROLE, issued_key(parent), parent["eventTime"]), ROLE, T0 + timedelta(minutes=2),
                        recipient="222222222222", session_name="boom")
