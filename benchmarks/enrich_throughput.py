@@ -47,7 +47,8 @@ def build(copies: int, target: Path) -> int:
     for copy in range(copies):
         for number, path in enumerate(originals):
             body = path.read_bytes()
-            keys = {k: f"ASIA{copy:06d}{abs(hash(k)) % 10**8:08d}"[:20].encode() for k in set(KEY.findall(body))}
+            # The prefix kept: a long-term key (AKIA) and a temporary one (ASIA) select differently.
+            keys = {k: f"{k[:4].decode()}{copy:06d}{abs(hash(k)) % 10**8:08d}"[:20].encode() for k in set(KEY.findall(body))}
             body = KEY.sub(lambda m, keys=keys: b'"' + keys[m.group(1)] + b'"', body)
             records = json.loads(body)["Records"]
             for record in records:

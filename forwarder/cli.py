@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_replay.set_defaults(func=cmd_dlq_replay)
 
     sigma_commands.register(commands)
+    __import__("forwarder.session_cli").session_cli.register(commands)  # `forwarder session show|list`
     return parser
 
 

@@ -278,7 +278,9 @@ class RedisState(_Model):
     password: SecretRef | None = None
     key_prefix: str = "forwarder:"
     # A held record claimed by a process that dies is claimable again after this lease.
-    claim_lease_seconds: int = Field(300, ge=1)
+    # Shorter than the queue's visibility timeout (checked): a child released to a process
+    # that then died is claimable again by the time its parent's message comes back.
+    claim_lease_seconds: int = Field(120, ge=1)
 
     @field_validator("url")
     @classmethod
@@ -415,11 +417,20 @@ class SplunkSavedSearches(_Model):
         return self
 
 
+class AssumeRootDetection(_Model):
+    # Shell-style ARN patterns of who may call sts:AssumeRoot: the calling identity, or for a role
+    # session its role. Empty: every AssumeRoot alerts.
+    approved_principals: list[str] = []
+
+
 class DetectionsConfig(_Model):
     """Settings of the Sigma rules that `forwarder sigma generate` writes."""
 
     max_chain_depth: int = Field(3, ge=1)
     failed_assumptions: FailedAssumptions = FailedAssumptions()
+    # The same kind of burst: MalformedPolicyDocument answers to one principal's trust-policy probes.
+    trust_policy_enumeration: FailedAssumptions = FailedAssumptions()
+    assume_root: AssumeRootDetection = AssumeRootDetection()
     splunk: SplunkSavedSearches | None = None
 
 
@@ -468,6 +479,17 @@ class Config(_Model):
         if isinstance(data, dict) and isinstance(data.get("state"), dict) and "type" not in data["state"]:
             return {**data, "state": {"type": "sqlite", **data["state"]}}
         return data
+
+    @model_validator(mode="after")
+    def _lease_fits_the_queue(self) -> Config:
+        state, source = self.state, self.source
+        if isinstance(state, RedisState) and isinstance(source, SqsSource) and (
+                state.claim_lease_seconds >= source.visibility_timeout_seconds):
+            raise ValueError(
+                f"state.claim_lease_seconds ({state.claim_lease_seconds}) must be shorter than "
+                f"source.visibility_timeout_seconds ({source.visibility_timeout_seconds}): held records claimed by a "
+                "process that stopped must be free again before the message that releases them comes back")
+        return self
 
 
 def _kinds(union: Any) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forwarder.document import Document
+from forwarder.enrich.assumption import ROLE_EVENTS
 from forwarder.record import epoch
 from forwarder.sinks.base import Delivery
 
@@ -51,7 +52,8 @@ class Summary:
         if "role" not in ar:
             self.counts["calls with assumed credentials"] += 1
             return
-        self.counts["role assumptions"] += 1
+        # AssumeRoot, GetFederationToken and GetSessionToken issue credentials too: counted apart.
+        self.counts["role assumptions" if document.record.get("eventName") in ROLE_EVENTS else "other credentials issued"] += 1
         role, caller = ar["role"], ar["caller"]
         for flag, label in ((ar["failed"], "failed"), (ar["cross_account"], "cross-account"), (role["service_linked"], "service-linked")):
             if flag:

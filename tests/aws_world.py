@@ -76,6 +76,10 @@ class World:
             "metrics": {"listen": None},
             **sections,
         }
+        state = settings["state"]
+        if state.get("type") == "redis" and "claim_lease_seconds" not in state:
+            # Shorter than the tests' 5-second visibility timeout, as the configuration requires.
+            settings["state"] = {**state, "claim_lease_seconds": 3}
         path = self.tmp / "forwarder.yaml"
         path.write_text(yaml.safe_dump(settings))
         return path

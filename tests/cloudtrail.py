@@ -33,8 +33,8 @@ def service(name: str) -> dict[str, Any]:
     return {"type": "AWSService", "invokedBy": name}
 
 
-def saml(subject: str) -> dict[str, Any]:
-    return {"type": "SAMLUser", "principalId": f"abc123==:{subject}", "userName": subject, "identityProvider": "abc123=="}
+def saml(subject: str, provider: str = "abc123==") -> dict[str, Any]:
+    return {"type": "SAMLUser", "principalId": f"{provider}:{subject}", "userName": subject, "identityProvider": provider}
 
 
 def web_identity(subject: str) -> dict[str, Any]:
@@ -60,6 +60,67 @@ def session_identity(role_arn: str, key: str, created: str, session: str = "s") 
             "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
         },
     }
+
+
+def temporary_user(identity: dict[str, Any], key: str, created: str, *, mfa: bool = False) -> dict[str, Any]:
+    """An IAM user (or root) calling with temporary credentials of its own (GetSessionToken, a
+    console session): as CloudTrail writes it in ../shared/data/invictus-aws-dataset (user benjamin)."""
+    attributes = {"creationDate": created, "mfaAuthenticated": "true" if mfa else "false"}
+    return {**identity, "accessKeyId": key, "sessionContext": {"sessionIssuer": {}, "webIdFederationData": {}, "attributes": attributes}}
+
+
+def root(account: str) -> dict[str, Any]:
+    return {"type": "Root", "principalId": account, "arn": f"arn:aws:iam::{account}:root", "accountId": account}
+
+
+def root_session(account: str, key: str, created: str, *, assumed_root: bool = False) -> dict[str, Any]:
+    """Calls with an AssumeRoot session's credentials in the member account, as the IAM User Guide's
+    "Track privileged tasks in AWS CloudTrail" shows them (DeleteBucketPolicy): type Root with the
+    session's key; ``assumed_root`` adds the sessionContext.assumedRoot flag that CloudTrail also writes."""
+    context: dict[str, Any] = {"attributes": {"creationDate": created, "mfaAuthenticated": "false"}}
+    if assumed_root:
+        context["assumedRoot"] = "true"
+    return {**root(account), "accessKeyId": key, "sessionContext": context}
+
+
+def federated_user(issuer: dict[str, Any], name: str, key: str, created: str) -> dict[str, Any]:
+    """Calls with GetFederationToken's credentials, as the CloudTrail User Guide's userIdentity
+    element describes them: type FederatedUser, sessionIssuer the IAM user (or root) that asked."""
+    account = issuer["accountId"]
+    return {
+        "type": "FederatedUser",
+        "principalId": f"{account}:{name}",
+        "arn": f"arn:aws:sts::{account}:federated-user/{name}",
+        "accountId": account,
+        "accessKeyId": key,
+        "sessionContext": {
+            "attributes": {"creationDate": created, "mfaAuthenticated": "false"},
+            "sessionIssuer": {part: issuer[part] for part in ("type", "principalId", "arn", "accountId", "userName")
+                              if part in issuer},
+        },
+    }
+
+
+def on_behalf_of(identity: dict[str, Any], user_id: str, store: str) -> dict[str, Any]:
+    """A session working for an IAM Identity Center user: userIdentity.onBehalfOf as the CloudTrail
+    User Guide's userIdentity element shows it (userId and identityStoreArn)."""
+    return {**identity, "onBehalfOf": {"userId": user_id, "identityStoreArn": store}}
+
+
+def console_login(identity: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """A console sign-in as CloudTrail writes it in ../shared/data/invictus-aws-dataset (bert-jan):
+    no key (the console's session credentials are not named), eventType AwsConsoleSignIn."""
+    signed_in = {name: value for name, value in identity.items() if name != "accessKeyId"}
+    record = _record(signed_in, at, "signin.amazonaws.com", "ConsoleLogin", None, {"ConsoleLogin": "Success"})
+    record.update(eventType="AwsConsoleSignIn", readOnly=False,
+                  additionalEventData={"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No",
+                                       "MFAUsed": "Yes"})
+    return record
+
+
+def from_console(record: dict[str, Any]) -> dict[str, Any]:
+    """A call made in the AWS Management Console: CloudTrail says so at the record's top level."""
+    return {**record, "sessionCredentialFromConsole": "true"}
 
 
 def thin(identity: dict[str, Any]) -> dict[str, Any]:
@@ -92,13 +153,8 @@ def assume(
         request["sourceIdentity"] = source_identity
     response = None
     if error is None:
-        expires = at + timedelta(seconds=duration or 3600)
         response = {
-            "credentials": {
-                "accessKeyId": key or new_key(),
-                "sessionToken": "IQoJb3JpZ2luX2VjEXAMPLE",
-                "expiration": expires.strftime("%b %-d, %Y, %-I:%M:%S %p"),
-            },
+            "credentials": _credentials(key, at, duration or 3600),
             "assumedRoleUser": {"assumedRoleId": "AROATEST:session", "arn": "arn:aws:sts::x:assumed-role/r/session"},
         }
     else:
@@ -111,6 +167,60 @@ def assume(
     if shared:
         record["sharedEventID"] = shared
     return record
+
+
+def _credentials(key: str | None, at: datetime, seconds: int) -> dict[str, Any]:
+    expires = at + timedelta(seconds=seconds)
+    return {"accessKeyId": key or new_key(), "sessionToken": "IQoJb3JpZ2luX2VjEXAMPLE",
+            "expiration": expires.strftime("%b %-d, %Y, %-I:%M:%S %p")}
+
+
+def _issued(
+    identity: dict[str, Any], at: datetime, event: str, request: dict[str, Any], response: dict[str, Any],
+    error: str | None, recipient: str | None,
+) -> dict[str, Any]:
+    record = _record(identity, at, "sts.amazonaws.com", event, None if error else request, None if error else response)
+    record["recipientAccountId"] = recipient or identity.get("accountId")
+    if error:
+        record["errorCode"] = error
+        record["errorMessage"] = f"User is not authorized to perform: sts:{event}"
+    return record
+
+
+def assume_root(
+    identity: dict[str, Any], target: str, at: datetime, *, key: str | None = None, error: str | None = None,
+    task_policy: str = "S3UnlockBucketPolicy",
+) -> dict[str, Any]:
+    """AssumeRoot as the IAM User Guide's "Track privileged tasks in AWS CloudTrail" shows it:
+    targetPrincipal the member account, a task policy, 15 minutes of credentials; logged in the
+    calling (management or delegated administrator) account."""
+    request = {"targetPrincipal": target, "taskPolicyArn": {"arn": f"arn:aws:iam::aws:policy/root-task/{task_policy}"}}
+    return _issued(identity, at, "AssumeRoot", request, {"credentials": _credentials(key, at, 900)}, error, None)
+
+
+def get_federation_token(
+    identity: dict[str, Any], name: str, at: datetime, *, key: str | None = None, duration: int = 43200,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """GetFederationToken in the shape of the STS API reference (request Name, DurationSeconds,
+    Policy; response Credentials, FederatedUser, PackedPolicySize), as CloudTrail logs STS calls."""
+    account = identity["accountId"]
+    request = {"name": name, "durationSeconds": duration, "policy": '{"Version":"2012-10-17","Statement":[]}'}
+    response = {
+        "credentials": _credentials(key, at, duration),
+        "federatedUser": {"federatedUserId": f"{account}:{name}", "arn": f"arn:aws:sts::{account}:federated-user/{name}"},
+        "packedPolicySize": 6,
+    }
+    return _issued(identity, at, "GetFederationToken", request, response, error, None)
+
+
+def get_session_token(
+    identity: dict[str, Any], at: datetime, *, key: str | None = None, duration: int = 43200, error: str | None = None
+) -> dict[str, Any]:
+    """GetSessionToken in the shape of the STS API reference (request DurationSeconds, response
+    Credentials), as CloudTrail logs STS calls."""
+    response = {"credentials": _credentials(key, at, duration)}
+    return _issued(identity, at, "GetSessionToken", {"durationSeconds": duration}, response, error, None)
 
 
 def issued_key(record: dict[str, Any]) -> str:

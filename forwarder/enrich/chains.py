@@ -1,14 +1,15 @@
-"""Sessions by the access key their role assumption issued, and the chains they form."""
+"""Sessions by the access key their issuance returned (every STS call that issues credentials),
+and the chains they form."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from forwarder.enrich.identity import SESSION, THIN, Caller, account_of
+from forwarder.enrich.identity import FEDERATED, IDENTITY_CENTER, ROOT, THIN, Caller, account_of
 from forwarder.state.base import StateStore
 
 if TYPE_CHECKING:
@@ -20,7 +21,11 @@ MAX_SESSION_SECONDS = 12 * 3600  # the longest an STS session can last
 
 @dataclass(slots=True)
 class Session:
+    """Credentials STS issued, by their key: for what identity (``role_arn``), and who asked."""
+
     key: str
+    # The identity the credentials act as: the role, the member account's root (AssumeRoot), the
+    # federated user (GetFederationToken); None for GetSessionToken, whose caller acts as itself.
     role_arn: str | None
     caller_arn: str | None
     caller_type: str | None
@@ -28,14 +33,24 @@ class Session:
     parent_key: str | None = None
     parent_role_arn: str | None = None
     parent_created: float | None = None
-    source_identity: str | None = None
+    source_identity: str | None = None  # the session's own: set by its issuance or inherited
     shared_event_id: str | None = None
     created: float | None = None
     expires_at: float | None = None
+    requested_source_identity: str | None = None  # what the issuance asked for (requestParameters)
+    caller_source_identity: str | None = None  # what the caller's own session carried
+    caller_identity_provider: str | None = None
+    caller_on_behalf_of: str | None = None
+    caller_identity_store_arn: str | None = None
 
     @property
     def thin(self) -> bool:
         return self.caller_type == THIN
+
+    @property
+    def acts_as(self) -> str | None:
+        """What a call with the key names as its session's issuer (or, for root, as itself)."""
+        return self.role_arn or self.caller_arn
 
     def caller(self) -> Caller:
         return Caller(
@@ -45,7 +60,10 @@ class Session:
             access_key_id=self.parent_key,
             issuer_arn=self.parent_role_arn,
             created=self.parent_created,
-            source_identity=self.source_identity,
+            source_identity=self.caller_source_identity,
+            identity_provider=self.caller_identity_provider,
+            on_behalf_of=self.caller_on_behalf_of,
+            identity_store_arn=self.caller_identity_store_arn,
         )
 
 
@@ -63,13 +81,22 @@ class Chain:
     # Whose trail brings the missing link, so whose stream decides when waiting is over: the
     # role's account for a session's issuance, the caller's for its full copy of a call.
     blocker_account: str | None = None
+    origin_provider: str | None = None  # who names a federated or Identity Center origin
+    source_identity: str | None = None  # the one the chain's last session carries
+    source_identity_changed: bool = False
 
     def fields(self) -> dict[str, Any]:
         return {
-            "origin": {"arn": self.origin_arn, "type": self.origin_type, "account_id": self.origin_account},
+            "origin": {
+                "arn": self.origin_arn,
+                "type": self.origin_type,
+                "account_id": self.origin_account,
+                "identity_provider": self.origin_provider,
+            },
             "depth": len(self.hops),
             "hops": self.hops,
             "resolved": self.resolved,
+            "source_identity_changed": self.source_identity_changed,
         }
 
 
@@ -143,6 +170,7 @@ class Sessions:
         before ``moment``; return how many sessions went."""
         dropped = self._store.expire("session", moment)
         self._store.expire("caller", moment)
+        self._store.expire("usage", moment)
         self._cache = {k: s for k, s in self._cache.items() if self._expiry(s) >= moment}
         self._resolved = {k: c for k, c in self._resolved.items() if k in self._cache}
         return dropped
@@ -152,16 +180,16 @@ class Sessions:
         ends = session.expires_at if session.expires_at is not None else (session.created or 0.0) + MAX_SESSION_SECONDS
         return ends + self._margin
 
-    def chain_of_key(self, key: str, issuer_arn: str | None, created: float | None) -> Chain:
-        """The chain behind calls made with ``key``; ``issuer_arn``/``created`` describe the
-        session as the call itself reports it (``sessionContext``), for when it is unknown."""
-        cached = self._memo(key)
-        if cached is not None:
-            return cached
-        chain = self._walk(key, issuer_arn, created, set())
-        if chain.resolved and self._steps:
-            self._steps[-1].resolved[key] = chain
-        return chain
+    def chain_of_call(self, caller: Caller) -> Chain:
+        """The chain behind a call made with temporary credentials, as its ``userIdentity`` names them."""
+        return self._behind(caller, None, None, set())
+
+    def chain_of_issuance(
+        self, caller: Caller, acts_as: str | None, source_identity: str | None, shared_event_id: str | None
+    ) -> Chain:
+        """The chain of an issuance: the caller's own chain, then the identity the credentials act
+        as (``acts_as``; none for GetSessionToken), with the source identity the issuance asked for."""
+        return self._extend(caller, acts_as, source_identity, shared_event_id, None, set())
 
     def _memo(self, key: str) -> Chain | None:
         chain = self._resolved.get(key)
@@ -172,44 +200,70 @@ class Sessions:
                     break
         return chain
 
-    def chain_of_caller(self, caller: Caller, role_arn: str | None, shared_event_id: str | None) -> Chain:
-        """The chain of an assumption: the caller's own chain, then the assumed role."""
-        return self._extend(caller, role_arn, shared_event_id, None, set())
-
-    def _walk(self, key: str, issuer_arn: str | None, created: float | None, seen: set[str]) -> Chain:
+    def _walk(self, caller: Caller, seen: set[str]) -> Chain:
+        key = caller.access_key_id
+        assert key is not None
         session = self.get(key)
-        if session is not None and issuer_arn and session.role_arn and issuer_arn != session.role_arn:
+        acts_as = session.acts_as if session is not None else None
+        if session is not None and caller.issuer_arn and acts_as and caller.issuer_arn != acts_as:
             session = None  # a reused or placeholder key (sample data does that): not this session's parent
         if session is None:
-            hops = [issuer_arn] if issuer_arn else []
-            return Chain(None, None, None, hops, False, f"key:{key}", created, account_of(issuer_arn))
+            return _unknown(caller, f"key:{key}")
         seen.add(key)
-        return self._extend(session.caller(), session.role_arn, session.shared_event_id, session.created, seen)
+        chain = self._extend(session.caller(), session.role_arn, session.requested_source_identity,
+                             session.shared_event_id, session.created, seen)
+        if chain.resolved and self._steps:
+            self._steps[-1].resolved[key] = chain
+        return chain
 
     def _extend(
-        self, caller: Caller, role_arn: str | None, shared: str | None, created: float | None, seen: set[str]
+        self, caller: Caller, acts_as: str | None, requested: str | None, shared: str | None, created: float | None,
+        seen: set[str],
     ) -> Chain:
-        if caller.type == SESSION:
-            if caller.access_key_id is None or caller.access_key_id in seen or len(seen) >= MAX_HOPS:
-                parent = Chain(None, None, None, [caller.issuer_arn] if caller.issuer_arn else [], False)
+        behind = self._behind(caller, shared, created, seen)
+        inherited = behind.source_identity
+        return replace(
+            behind,
+            hops=[*behind.hops, acts_as] if acts_as else list(behind.hops),
+            source_identity=requested or inherited,
+            # STS refuses to change a session's source identity down a chain: a change is an
+            # attempt (denied) or a link that is not what it claims.
+            source_identity_changed=behind.source_identity_changed or bool(requested and inherited and requested != inherited),
+        )
+
+    def _behind(self, caller: Caller, shared: str | None, created: float | None, seen: set[str]) -> Chain:
+        """Who stands behind ``caller``: its session's chain when it acts with one, else itself."""
+        if caller.chained:
+            key = caller.access_key_id
+            if key is None or key in seen or len(seen) >= MAX_HOPS:
+                chain = _unknown(caller, None)
             else:
-                cached = self._memo(caller.access_key_id)
-                parent = cached or self._walk(caller.access_key_id, caller.issuer_arn, caller.created, seen)
-            hops = [*parent.hops, role_arn] if role_arn else list(parent.hops)
-            return Chain(
-                parent.origin_arn,
-                parent.origin_type,
-                parent.origin_account,
-                hops,
-                parent.resolved,
-                parent.blocker,
-                parent.blocker_since,
-                parent.blocker_account,
-            )
-        hops = [role_arn] if role_arn else []
-        if caller.type == THIN:
-            return Chain(
-                None, THIN, caller.account_id, hops, False, f"shared:{shared}" if shared else None, created,
-                caller.account_id,
-            )
-        return Chain(caller.arn, caller.type, caller.account_id, hops, caller.arn is not None)
+                chain = self._memo(key) or self._walk(caller, seen)
+        elif caller.type == FEDERATED:
+            # GetFederationToken takes long-term credentials only: the user or root that asked
+            # (sessionIssuer) is the origin, and the federated user the one hop.
+            issuer = caller.issuer_arn
+            chain = Chain(issuer, caller.issuer_type, account_of(issuer), [caller.arn] if caller.arn else [], issuer is not None)
+        elif caller.type == THIN:
+            blocker = f"shared:{shared}" if shared else None
+            chain = Chain(None, THIN, caller.account_id, [], False, blocker, created, caller.account_id)
+        else:
+            chain = Chain(caller.arn, caller.type, caller.account_id, [], caller.arn is not None,
+                          origin_provider=caller.identity_provider)
+        if caller.on_behalf_of:
+            # An Identity Center user's session: that person stands behind it, whoever holds the role.
+            chain = replace(chain, origin_arn=caller.on_behalf_of, origin_type=IDENTITY_CENTER, origin_account=None,
+                            origin_provider=caller.identity_store_arn)
+        return chain
+
+
+def _unknown(caller: Caller, blocker: str | None) -> Chain:
+    """The chain of a session whose issuance is not known (yet): what the call itself tells."""
+    since, account = (caller.created, account_of(caller.issuer_arn)) if blocker else (None, None)
+    if caller.type == ROOT and not caller.assumed_root:
+        # Root's own temporary credentials (console, GetSessionToken) look like an AssumeRoot
+        # session's: until an AssumeRoot names the key, root itself stands behind them.
+        return Chain(caller.arn, caller.type, caller.account_id, [], False, blocker, since, account,
+                     source_identity=caller.source_identity)
+    hops = [caller.issuer_arn] if caller.issuer_arn else []
+    return Chain(None, None, None, hops, False, blocker, since, account, source_identity=caller.source_identity)

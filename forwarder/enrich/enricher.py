@@ -17,14 +17,15 @@ import orjson
 
 from forwarder.config import Config
 from forwarder.document import Document
-from forwarder.enrich.assumption import ASSUME_EVENTS, STS, assumption_fields, is_assumption, read_assumption
+from forwarder.enrich.assumption import ISSUANCE_EVENTS, STS, assumption_fields, is_issuance, read_assumption
 from forwarder.enrich.chains import Chain, Session, Sessions
-from forwarder.enrich.identity import SESSION, THIN, Caller, caller_of
+from forwarder.enrich.identity import THIN, caller_of, temporary
 from forwarder.enrich.policy import Policy
 from forwarder.record import Undecodable, decode, epoch, mapping, parse_expiration, text
 from forwarder.enrich.step import Step
 from forwarder.errors import defect
 from forwarder.state.base import Held, StateError, StateStore
+from forwarder.usage import count_call
 
 INSIGHT = "AwsCloudTrailInsight"
 _DEDUP_PRUNE_EVERY = 50_000
@@ -258,8 +259,8 @@ class Enricher:
             self._full(source, record, bytes(raw), batch, note=problem)
             return
         identity = peek.userIdentity
-        assume = peek.eventSource == STS and peek.eventName in ASSUME_EVENTS
-        session_call = identity is not None and identity.type == SESSION and identity.accessKeyId is not None
+        assume = peek.eventSource == STS and peek.eventName in ISSUANCE_EVENTS
+        session_call = identity is not None and temporary(identity.type, identity.accessKeyId)
         account = peek.recipientAccountId or (identity.accountId if identity else None)
         moment = peek.eventTime or peek.timestamp
         if account and moment and moment > latest.get(account, ""):
@@ -291,8 +292,8 @@ class Enricher:
 
     def _full(self, source: str, record: dict[str, Any], raw: bytes, batch: Batch, note: str) -> None:
         identity = mapping(record.get("userIdentity"))
-        assume = is_assumption(record)
-        session_call = identity.get("type") == SESSION and text(identity.get("accessKeyId")) is not None
+        assume = is_issuance(record)
+        session_call = temporary(text(identity.get("type")), text(identity.get("accessKeyId")))
         if not self._selected(assume, session_call):
             batch.skipped += 1
             return
@@ -342,13 +343,16 @@ class Enricher:
     # -- enrichment proper -------------------------------------------------------------------
 
     def _enrich(self, source: str, record: dict[str, Any], raw: bytes, batch: Batch, *, hold: bool) -> Document | None:
-        identity = record.get("userIdentity")
-        if is_assumption(record):
+        identity = mapping(record.get("userIdentity"))
+        # The temporary key the call was signed with (an issuance by a session is a call with it
+        # too): counted once its document ships, so a held record counts once, when released.
+        key = text(identity.get("accessKeyId"))
+        used = key if temporary(text(identity.get("type")), key) else None
+        if is_issuance(record):
             assumerole, chain, registered = self._assumption(record)
-        elif mapping(identity).get("type") == SESSION and text(mapping(identity).get("accessKeyId")):
+        elif temporary(text(identity.get("type")), text(identity.get("accessKeyId"))):
             caller = caller_of(identity)
-            assert caller.access_key_id is not None
-            chain = self.sessions.chain_of_key(caller.access_key_id, caller.issuer_arn, caller.created)
+            chain = self.sessions.chain_of_call(caller)
             assumerole = {"session": {"access_key_id": caller.access_key_id}, "chain": chain.fields()}
             if caller.notes:
                 assumerole["notes"] = list(caller.notes)
@@ -366,6 +370,8 @@ class Enricher:
         else:
             document = Document(record, assumerole, source, raw)
             batch.documents.append(document)
+            if used is not None:
+                count_call(batch.step.writes, used, record)
         for released in registered:
             self._release(released, batch)
         return document
@@ -391,8 +397,7 @@ class Enricher:
             full = self.sessions.get_caller(facts.shared_event_id)
             if full is not None:  # the notes stay this record's own
                 caller = replace(full, notes=caller.notes)
-        chain = self.sessions.chain_of_caller(caller, facts.role_arn, facts.shared_event_id)
-        inherited = caller.source_identity or self._parent_source_identity(caller)
+        chain = self.sessions.chain_of_issuance(caller, facts.role_arn, facts.source_identity, facts.shared_event_id)
         registered: list[str] = []
         moment = epoch(record.get("eventTime") or record.get("@timestamp"))
         if caller.type != THIN and facts.shared_event_id:
@@ -401,30 +406,31 @@ class Enricher:
             registered.append(f"shared:{facts.shared_event_id}")
         if facts.access_key_id and not facts.failed:
             expiration = parse_expiration(mapping(mapping(record.get("responseElements")).get("credentials")).get("expiration"))
+            chained = caller.chained
             session = Session(
                 key=facts.access_key_id,
                 role_arn=facts.role_arn,
                 caller_arn=caller.arn,
                 caller_type=caller.type,
                 caller_account=caller.account_id,
-                parent_key=caller.access_key_id,
-                parent_role_arn=caller.issuer_arn,
-                parent_created=caller.created,
-                source_identity=facts.source_identity or inherited,
+                # The caller's own session, when the chain goes on through one.
+                parent_key=caller.access_key_id if chained else None,
+                parent_role_arn=caller.issuer_arn if chained else None,
+                parent_created=caller.created if chained else None,
+                source_identity=chain.source_identity,
                 shared_event_id=facts.shared_event_id,
                 created=moment,
                 expires_at=expiration.timestamp() if expiration else None,
+                requested_source_identity=facts.source_identity,
+                caller_source_identity=caller.source_identity,
+                caller_identity_provider=caller.identity_provider,
+                caller_on_behalf_of=caller.on_behalf_of,
+                caller_identity_store_arn=caller.identity_store_arn,
             )
             if self.sessions.put(session):
                 registered.append(f"key:{facts.access_key_id}")
-        fields = assumption_fields(facts, caller, chain, inherited, self.policy)
+        fields = assumption_fields(facts, caller, chain, self.policy)
         return fields, chain, registered
-
-    def _parent_source_identity(self, caller: Caller) -> str | None:
-        if caller.access_key_id is None:
-            return None
-        parent = self.sessions.get(caller.access_key_id)
-        return parent.source_identity if parent else None
 
     def _should_hold(self, record: dict[str, Any], chain: Chain) -> bool:
         if chain.resolved or chain.blocker is None:

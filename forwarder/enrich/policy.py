@@ -54,6 +54,9 @@ class Policy:
 
     def __init__(self, config: Config, organization: Organization | None = None) -> None:
         self.organization = organization or StaticOrganization(config.organization.accounts)
+        # Without an organization configured, no account can be told apart: each one's trail
+        # counts as read (the copy logged in a role's account is then the one rules count).
+        self._organization_known = bool(config.organization.accounts) or config.organization.discover
         self.partners = frozenset(config.organization.approved_partners)
         self._sensitive = [
             (_patterns([role.pattern]), _patterns(role.approved_principals)) for role in config.roles.sensitive
@@ -67,6 +70,10 @@ class Policy:
             return None
         found = [approved for pattern, approved in self._sensitive if pattern and pattern.fullmatch(role_arn)]
         return found or None
+
+    def trail_read(self, account_id: str) -> bool:
+        """Whether the forwarder reads the account's trail: the organization's accounts are read."""
+        return not self._organization_known or self.organization.contains(account_id)
 
     def is_human(self, role_arn: str | None) -> bool:
         return bool(role_arn and self._human and self._human.fullmatch(role_arn))

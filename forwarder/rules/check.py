@@ -1,10 +1,12 @@
 """Validate Sigma rules offline: pySigma's own validators, and what they let pass.
 
-pySigma validates each rule on its own, so two mistakes go through that only a conversion (or
-no alert ever) would show: a field the forwarder does not write, and a condition that names a
-detection the rule does not define. "Known" fields are those of the field catalogue that every
-target's pipeline takes: CloudTrail's own names (``userIdentity.arn``), keys inside CloudTrail's
-free-form objects (``requestParameters.roleArn``), and ``assumerole.*``.
+pySigma validates each rule on its own, so three mistakes go through that only a conversion (or
+no alert ever) would show: a field the forwarder does not write, a condition that names a
+detection the rule does not define, and a number compared with a key inside CloudTrail's
+free-form objects (Elasticsearch indexes those keys as keywords, where ``>`` matches nothing).
+"Known" fields are those of the field catalogue that every target's pipeline takes: CloudTrail's
+own names (``userIdentity.arn``), keys inside CloudTrail's free-form objects
+(``requestParameters.roleArn``), and ``assumerole.*``.
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from pathlib import Path
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+from sigma.types import SigmaCompareExpression
 from sigma.validation import SigmaValidator
 from sigma.validators.core import validators
 
 from forwarder.rules.attack import use_local_attack_data
 from forwarder.rules.convert import load_rules
-from forwarder.rules.pipelines import TARGETS, allowed_fields
+from forwarder.rules.pipelines import TARGETS, allowed_fields, open_object_keys
 
 # d3_fendtag: D3FEND tags would be checked against data pySigma downloads; the rules use none.
 # number_as_string: AWS account ids are 12-digit strings (keyword fields, leading zeros allowed),
 # quoted on purpose.
-SKIPPED = frozenset({"d3_fendtag", "number_as_string"})
+# escaped_wildcard: IAM policies name every action or principal with a literal "*", which rules
+# on policy documents must write as \*.
+SKIPPED = frozenset({"d3_fendtag", "number_as_string", "escaped_wildcard"})
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,10 @@ def check(directory: Path) -> list[Finding]:
         extra = {k: v for k, v in vars(issue).items() if k not in ("rules",)}
         findings.append(Finding(where, issue.severity.name.lower(), issue.description, str(extra) if extra else ""))
     allowed = {target: re.compile("|".join(allowed_fields(target))) for target in TARGETS}
+    open_keys = re.compile("|".join(open_object_keys()))
     for rule in collection.rules:
         findings += _conditions(rule)
+        findings += _compared_open_keys(rule, open_keys)
         for field in dict.fromkeys(_fields(rule)):
             missing = [target for target, pattern in allowed.items() if not pattern.match(field)]
             if missing:
@@ -79,6 +86,17 @@ def _conditions(rule: SigmaRule | SigmaCorrelationRule) -> Iterator[Finding]:
                           "define the detection it names, or correct the condition", "")
 
 
+def _compared_open_keys(rule: SigmaRule | SigmaCorrelationRule, open_keys: re.Pattern[str]) -> Iterator[Finding]:
+    if not isinstance(rule, SigmaRule):
+        return
+    for detection in rule.detection.detections.values():
+        for item in _detection_items(detection):
+            if item.field and open_keys.match(item.field) and any(isinstance(v, SigmaCompareExpression) for v in item.value):
+                yield Finding(_where(rule), "error", f"field {item.field!r} is compared as a number: Elasticsearch "
+                              "indexes the keys inside CloudTrail objects as keywords, where a comparison matches "
+                              "nothing; compare an assumerole.* number such as assumerole.session.duration_seconds", "")
+
+
 def _fields(rule: SigmaRule | SigmaCorrelationRule) -> Iterator[str]:
     """The field names the rule matches on or groups by, as written."""
     if isinstance(rule, SigmaCorrelationRule):
@@ -90,13 +108,13 @@ def _fields(rule: SigmaRule | SigmaCorrelationRule) -> Iterator[str]:
         yield from [fieldref] if isinstance(fieldref, str) else fieldref or []
         return
     for detection in rule.detection.detections.values():
-        yield from _detection_fields(detection)
+        # None: a keyword search, no field
+        yield from (item.field for item in _detection_items(detection) if item.field is not None)
 
 
-def _detection_fields(detection: SigmaDetection) -> Iterator[str]:
+def _detection_items(detection: SigmaDetection) -> Iterator[SigmaDetectionItem]:
     for item in detection.detection_items:
         if isinstance(item, SigmaDetectionItem):
-            if item.field is not None:  # None: a keyword search, no field
-                yield item.field
+            yield item
         else:
-            yield from _detection_fields(item)
+            yield from _detection_items(item)

@@ -1,12 +1,13 @@
 """Convert generated rules with pySigma's Splunk and Elasticsearch backends.
 
-Correlation rules (the failure burst) go to the backends that can express them (Splunk, ES|QL).
-Lucene and EQL cannot count events per group, so for them the correlation becomes a Kibana
-threshold detection rule over the base rule's Lucene query: the burst is covered on every target.
+Correlation rules (the bursts) go to the backends that can express them (Splunk, ES|QL).
+Lucene and EQL cannot count events per group, so for them a correlation becomes a Kibana
+threshold detection rule over the base rule's Lucene query: each burst is covered on every target.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,15 @@ import orjson
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.backends.splunk import SplunkBackend
 from sigma.collection import SigmaCollection
+from sigma.conditions import ConditionAND, ConditionFieldEqualsValueExpression, ConditionOR
 from sigma.conversion.base import Backend
+from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationRule, SigmaCorrelationType
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import SetStateTransformation
 from sigma.rule import SigmaRule
+from sigma.types import SigmaRegularExpression, SigmaRegularExpressionFlag, SigmaString, SpecialChars
 
 from forwarder.rules.attack import use_local_attack_data
 from forwarder.rules.pipelines import field_names, load_pipeline
@@ -29,17 +33,51 @@ from forwarder.rules import DEFAULT_INDEX, TARGETS
 from forwarder.strict_yaml import YamlError, read_all
 
 
+def _literal_star(value: object) -> bool:
+    return isinstance(value, SigmaString) and any(isinstance(part, str) and "*" in part for part in value.s)
+
+
+def _as_regex(value: SigmaString) -> SigmaRegularExpression:
+    """The same match as a case-insensitive regular expression (SPL's matching is case-insensitive)."""
+    parts, head, tail = list(value.s), "^", "$"
+    if parts[:1] == [SpecialChars.WILDCARD_MULTI]:
+        parts, head = parts[1:], ""
+    if parts[-1:] == [SpecialChars.WILDCARD_MULTI]:
+        parts, tail = parts[:-1], ""
+    wildcards = {SpecialChars.WILDCARD_MULTI: ".*", SpecialChars.WILDCARD_SINGLE: "."}
+    body = "".join(re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", part) if isinstance(part, str) else wildcards[part]
+                   for part in parts)
+    return SigmaRegularExpression(head + body + tail, {SigmaRegularExpressionFlag.IGNORECASE})
+
+
 class _Splunk(SplunkBackend):
-    """Splunk SPL as pySigma-backend-splunk 2.1 writes it, but counting in a sliding window.
+    """Splunk SPL as pySigma-backend-splunk 2.1 writes it, but counting in a sliding window, and
+    matching a literal ``*``.
 
     The backend's ``bin _time span=10m | stats`` counts in fixed buckets: eight failures from
     09:18 to 09:24 fall 3 + 5 into two buckets and never reach 6. ``streamstats time_window``
     counts, at each event, the group's events of the preceding window.
+
+    SPL has no escape for ``*`` in a search term: the backend's ``\\*`` is a wildcard there, so
+    '"Action":"*"' would match every action. A value with a literal ``*`` becomes the equivalent
+    regular expression, which the backend runs as ``regex`` (or ``rex`` and ``eval`` under OR).
     """
 
     event_count_aggregation_expression = {
         "stats": "| sort 0 _time\n| streamstats time_window={timespan} count as event_count by{groupby}",
     }
+
+    def decide_convert_condition_as_in_expression(self, cond: ConditionOR | ConditionAND, state: ConversionState) -> bool:
+        return super().decide_convert_condition_as_in_expression(cond, state) and not any(
+            isinstance(arg, ConditionFieldEqualsValueExpression) and _literal_star(arg.value) for arg in cond.args
+        )
+
+    def convert_condition_field_eq_val_str(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> Any:
+        if not _literal_star(cond.value):
+            return super().convert_condition_field_eq_val_str(cond, state)
+        regex = ConditionFieldEqualsValueExpression(cond.field, _as_regex(cond.value))
+        regex.parent = cond.parent  # the backend decides regex or rex by the OR above the condition
+        return self.convert_condition_field_eq_val_re(regex, state)
 
 
 class _Eql(EqlBackend):

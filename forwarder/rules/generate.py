@@ -7,6 +7,7 @@ Sigma's own placeholder syntax (``field|expand: '%name%'``), filled in here:
 - ``%sensitive_roles%``: every roles.sensitive pattern
 - ``%sensitive_role%`` / ``%approved_principals%``: one sensitive role and its approved principals;
   a template that uses them is written once per sensitive role (ids derived from the template's)
+- ``%assume_root_principals%``: detections.assume_root.approved_principals
 
 An empty list for a selection the condition only negates (``and not NAME``) drops that clause
 (nothing is approved, so nothing is excused); an empty list anywhere else leaves the rule out,
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from forwarder.config import Config, DetectionsConfig
+from forwarder.config import Config, DetectionsConfig, FailedAssumptions
 from forwarder.resources import project_dir
 from forwarder.strict_yaml import YamlError, read_all
 
@@ -54,7 +55,12 @@ def _sigma_pattern(value: str, where: str) -> str:
 def _lists(config: Config) -> dict[str, list[str]]:
     org = config.organization
     sensitive = [_sigma_pattern(r.pattern, f"roles.sensitive[{i}].pattern") for i, r in enumerate(config.roles.sensitive)]
-    return {"trusted_accounts": [*org.accounts, *org.approved_partners], "sensitive_roles": sensitive}
+    root = [
+        _sigma_pattern(p, f"detections.assume_root.approved_principals[{i}]")
+        for i, p in enumerate(config.detections.assume_root.approved_principals)
+    ]
+    return {"trusted_accounts": [*org.accounts, *org.approved_partners], "sensitive_roles": sensitive,
+            "assume_root_principals": root}
 
 
 def _role_lists(config: Config) -> Iterator[tuple[str, dict[str, list[str]]]]:
@@ -115,17 +121,25 @@ def _depth(rule: dict[str, Any], settings: DetectionsConfig) -> None:
     rule["detection"]["too_deep"]["assumerole.chain.depth|gt"] = settings.max_chain_depth
 
 
-def _burst(rule: dict[str, Any], settings: DetectionsConfig) -> None:
-    burst = settings.failed_assumptions
+def _burst(rule: dict[str, Any], burst: FailedAssumptions) -> None:
     rule["correlation"]["timespan"] = f"{burst.window_minutes}m"
     rule["correlation"]["condition"] = {"gte": burst.threshold + 1}
+
+
+def _failures(rule: dict[str, Any], settings: DetectionsConfig) -> None:
+    _burst(rule, settings.failed_assumptions)
+
+
+def _enumeration(rule: dict[str, Any], settings: DetectionsConfig) -> None:
+    _burst(rule, settings.trust_policy_enumeration)
 
 
 # Numbers in the templates that come from detections.*, by rule name.
 SETTINGS: dict[str, Callable[[dict[str, Any], DetectionsConfig], None]] = {
     "assumerole_deep_or_sensitive_chain": _depth,
-    "assumerole_failed_assumption_burst": _burst,
-    "cloudtrail_failed_assumption_burst": _burst,
+    "assumerole_failed_assumption_burst": _failures,
+    "cloudtrail_failed_assumption_burst": _failures,
+    "cloudtrail_trust_policy_enumeration_burst": _enumeration,
 }
 
 

@@ -81,11 +81,16 @@ def _open_objects(catalogue: Catalogue) -> list[str]:
     return sorted(spec.cloudtrail for spec in catalogue.fields if spec.cloudtrail and spec.type == "flattened")
 
 
+def open_object_keys(catalogue: Catalogue | None = None) -> list[str]:
+    """Regular expressions of the keys inside the free-form objects (requestParameters.roleArn)."""
+    return [rf"^{re.escape(name)}\..+" for name in _open_objects(catalogue or load_catalogue())]
+
+
 def allowed_fields(target: str, catalogue: Catalogue | None = None) -> list[str]:
     """Regular expressions of the field names a rule may use for ``target``, as rules write them."""
     catalogue = catalogue or load_catalogue()
     known = _fields(catalogue, target)[1]
-    return [f"^{re.escape(name)}$" for name in known] + [rf"^{re.escape(name)}\..+" for name in _open_objects(catalogue)]
+    return [f"^{re.escape(name)}$" for name in known] + open_object_keys(catalogue)
 
 
 def pipeline_dict(target: str, catalogue: Catalogue | None = None) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
 from forwarder.record import Undecodable, mapping, one_line, parse_time, text
 
-ROLE_ASSUMPTIONS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"})
+# Every STS call that issues credentials is an authentication event in ECS terms.
+ROLE_ASSUMPTIONS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "AssumeRoot",
+                              "GetFederationToken", "GetSessionToken"})
 UNINDEXED = "unindexed"  # aws.cloudtrail.unindexed: kept in _source, never mapped
 
 

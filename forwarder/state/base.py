@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,9 +34,12 @@ class Writes:
     clocks: dict[str, float] = field(default_factory=dict)  # kind "stream": only ever moves forward
     holds: list[Held] = field(default_factory=list)
     done: list[str] = field(default_factory=list)  # claimed held records, now delivered
+    # Kind "usage": access key id -> this step's calls with it (forwarder.usage), merged into
+    # what the store holds inside the commit, so steps and processes add up, never overwrite.
+    usage: dict[str, bytes] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.defaults or self.clocks or self.holds or self.done)
+        return bool(self.values or self.defaults or self.clocks or self.holds or self.done or self.usage)
 
 
 class StateError(Exception):
@@ -51,7 +54,8 @@ class StateStore(Protocol):
     """Values by (kind, key) with an expiry in event time, plus the held-back records.
 
     Kinds in use: ``session`` (access key id -> session), ``caller`` (sharedEventID -> the
-    caller of a cross-account call), ``stream`` (account -> event time reached),
+    caller of a cross-account call), ``usage`` (access key id -> the calls made with it),
+    ``stream`` (account -> event time reached),
     ``checkpoint`` (source position), ``polled`` (objects read), ``org`` (discovered accounts).
     Every method raises ``StateError`` when the store cannot do it.
     """
@@ -69,6 +73,12 @@ class StateStore(Protocol):
         ...
 
     def count(self, kind: str) -> int: ...
+
+    def scan(self, kind: str) -> Iterator[tuple[str, bytes]]:
+        """Every (key, value) of ``kind``, in no promised order; an entry present for the whole
+        scan comes at least once (Redis may give one twice while its hash grows). Read in
+        short pieces: a scan holds no lock while its reader works."""
+        ...
 
     def release(self, wait_on: str) -> list[Held]:
         """Claim the records waiting on ``wait_on``; they stay stored until a commit lists them done."""

@@ -3,7 +3,8 @@
 Layout under ``key_prefix`` (p):
 
 * ``p kv:<kind>`` hash key -> value, with ``p exp:<kind>`` a sorted set of key by expiry
-  (event time, so not Redis TTLs, which run on the wall clock);
+  (event time, so not Redis TTLs, which run on the wall clock); ``p kv:usage`` values are
+  merged in place by ``_USAGE`` (forwarder/usage.py's merge, atomic in Redis);
 * ``p held:<id>`` a hash per held record, indexed by ``p wait:<wait_on>`` (set),
   ``p due:<account>`` (sorted set by deadline, the accounts in ``p due:accounts``) and
   ``p held:all`` (set);
@@ -21,6 +22,7 @@ import redis
 
 from forwarder.config import RedisState
 from forwarder.state.base import Held, StateError, Writes
+from forwarder.usage import KEEP_SECONDS, LIMIT
 
 _EXPIRE = """
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
@@ -54,6 +56,53 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 and ARGV[3] ~= '' then
 end
 """
 
+# forwarder/usage.py's merge of a step's calls (ARGV[2]) into a key's usage, in one atomic step:
+# a read in Python and a write back would lose the counts another process adds in between.
+# ARGV: key, delta, LIMIT, KEEP_SECONDS.
+_USAGE = """
+local function earliest(a, b, limit)
+  local union, n = {}, 0
+  for value, moment in pairs(a) do union[value] = moment; n = n + 1 end
+  for value, moment in pairs(b) do
+    if union[value] == nil then n = n + 1; union[value] = moment
+    elseif moment < union[value] then union[value] = moment end
+  end
+  if n <= limit then return union, false end
+  local order = {}
+  for value in pairs(union) do order[#order + 1] = value end
+  table.sort(order, function(x, y)
+    if union[x] ~= union[y] then return union[x] < union[y] end
+    return x < y
+  end)
+  local kept = {}
+  for i = 1, limit do kept[order[i]] = union[order[i]] end
+  return kept, true
+end
+local function readable(raw)
+  if not raw then return nil end
+  local ok, value = pcall(cjson.decode, raw)
+  if ok and type(value) == 'table' and type(value.calls) == 'number' and type(value.first) == 'number'
+      and type(value.last) == 'number' and type(value.ips) == 'table' and type(value.agents) == 'table' then
+    return value
+  end
+  return nil
+end
+local new = cjson.decode(ARGV[2])
+local old = readable(redis.call('HGET', KEYS[1], ARGV[1]))
+if old then
+  local limit = tonumber(ARGV[3])
+  local ips, more_ips = earliest(old.ips, new.ips, limit)
+  local agents, more_agents = earliest(old.agents, new.agents, limit)
+  new = {calls = old.calls + new.calls, first = math.min(old.first, new.first), last = math.max(old.last, new.last),
+         ips = ips, agents = agents, more_ips = old.more_ips == true or new.more_ips == true or more_ips,
+         more_agents = old.more_agents == true or new.more_agents == true or more_agents}
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(new))
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+redis.call('ZADD', KEYS[2], new.last + tonumber(ARGV[4]), ARGV[1])
+"""
+
 
 class RedisStore:
     def __init__(self, config: RedisState) -> None:
@@ -71,6 +120,7 @@ class RedisStore:
         self._unclaim = self._redis.register_script(_UNCLAIM)
         self._clock = self._redis.register_script(_CLOCK)
         self._put_new = self._redis.register_script(_PUT_NEW)
+        self._usage = self._redis.register_script(_USAGE)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -113,6 +163,9 @@ class RedisStore:
                                   args=[key, value, "" if expires_at is None else repr(expires_at)], client=pipe)
                 for account, moment in writes.clocks.items():
                     self._clock(keys=[f"{self._p}kv:stream"], args=[account, repr(moment)], client=pipe)
+                for key, delta in writes.usage.items():
+                    self._usage(keys=[f"{self._p}kv:usage", f"{self._p}exp:usage"],
+                                args=[key, delta, LIMIT, KEEP_SECONDS], client=pipe)
                 for number, held in enumerate(writes.holds, start=last - len(writes.holds) + 1):
                     self._add_held(pipe, number, held)
                 self._forget_held(pipe, writes.done, where)
@@ -125,6 +178,11 @@ class RedisStore:
     def count(self, kind: str) -> int:
         with self._guard():
             return int(self._redis.hlen(f"{self._p}kv:{kind}"))
+
+    def scan(self, kind: str) -> Iterator[tuple[str, bytes]]:
+        with self._guard():
+            for key, value in self._redis.hscan_iter(f"{self._p}kv:{kind}", count=500):
+                yield key.decode(), value
 
     # -- held records -----------------------------------------------------------------------------
 

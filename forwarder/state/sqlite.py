@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from forwarder.state.base import Held, StateError, Writes
+from forwarder.usage import dump, merged
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -30,38 +31,64 @@ _PUT_NEW = "INSERT OR IGNORE INTO kv (kind, key, value, expires_at) VALUES (?, ?
 _CLOCK = """INSERT INTO kv (kind, key, value, expires_at) VALUES ('stream', ?, ?, NULL)
 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value
 WHERE CAST(kv.value AS REAL) < CAST(excluded.value AS REAL)"""
+_SCAN_PAGE = 500  # rows per read: the daemon's writes go on between them
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
         self.path = str(path)
         try:
-            if self.path != ":memory:":
-                _create_owner_only(Path(path))
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL keeps WAL commits durable against a process crash (not a power cut) at a
-            # fraction of FULL's fsync cost; a crash is what the at-least-once promise covers.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db = _open_read_only(Path(path)) if read_only else self._open_for_writing(Path(path))
             self._db.execute("SELECT count(*) FROM held").fetchone()  # a damaged file fails here, not later
         except (sqlite3.Error, OSError) as exc:
+            if read_only:
+                raise StateError(f"state.path {self.path}: cannot be read as the forwarder's state "
+                                 f"({_reason(exc)})") from None
             raise StateError(f"state.path {self.path}: not a usable SQLite database ({_reason(exc)}); "
                              "free space, fix its permissions, or move it aside to start with empty state") from None
         # Re-entrant: a commit holds it while the writes inside take it again.
         self._lock = threading.RLock()
         self._claimed: set[int] = set()
 
+    def _open_for_writing(self, path: Path) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            _create_owner_only(path)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL keeps WAL commits durable against a process crash (not a power cut) at a
+        # fraction of FULL's fsync cost; a crash is what the at-least-once promise covers.
+        db.execute("PRAGMA synchronous=NORMAL")
+        # The WAL moved into the database every 128 pages (512 KiB) and cut back to 1 MiB after:
+        # it never takes a small volume whole, which would leave no room for the checkpoint that
+        # frees it (SQLite's default waits for 4 MiB and keeps the file at its largest).
+        db.execute("PRAGMA wal_autocheckpoint=128")
+        db.execute("PRAGMA journal_size_limit=1048576")
+        db.executescript(_SCHEMA)
+        return db
+
     @contextmanager
     def _guard(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
                 yield self._db
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
+            except BaseException as exc:
+                if self._db.in_transaction:  # whatever failed, the step leaves no trace
                     self._db.execute("ROLLBACK")
+                if not isinstance(exc, sqlite3.Error):
+                    raise
+                if "full" in str(exc):
+                    self._checkpoint()
                 # Another process (a replay, a backfill) holding the file: it passes by itself.
                 raise StateError(f"state {self.path}: {_reason(exc)}", transient="locked" in str(exc)) from None
+
+    def _checkpoint(self) -> None:
+        """Move the WAL into the database and cut it back. On a full volume the WAL cannot be
+        reused until its pages are in the database file, so once space is back this is what
+        lets commits go through again (a small volume may never reach the automatic checkpoint)."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass  # still no space: tried again at the next failure
 
     def get(self, kind: str, key: str) -> bytes | None:
         with self._guard() as db:
@@ -85,6 +112,11 @@ class SqliteStore:
                 "INSERT INTO held (wait_on, account, deadline, source, record) VALUES (?, ?, ?, ?, ?)",
                 [(h.wait_on, h.account, h.deadline, h.source, h.record) for h in writes.holds],
             )
+            for key, delta in writes.usage.items():
+                # Inside the write transaction: no other process writes between read and write.
+                row = db.execute("SELECT value FROM kv WHERE kind='usage' AND key=?", (key,)).fetchone()
+                usage = merged(row[0] if row else None, delta)
+                db.execute(_PUT, ("usage", key, dump(usage), usage.expires_at))
             done = [int(i) for i in writes.done]
             db.executemany("DELETE FROM held WHERE id=?", [(n,) for n in done])
             db.execute("COMMIT")
@@ -97,6 +129,17 @@ class SqliteStore:
     def count(self, kind: str) -> int:
         with self._guard() as db:
             return db.execute("SELECT count(*) FROM kv WHERE kind=?", (kind,)).fetchone()[0]
+
+    def scan(self, kind: str) -> Iterator[tuple[str, bytes]]:
+        after, beyond = "", ">="
+        while True:
+            with self._guard() as db:
+                rows = db.execute(f"SELECT key, value FROM kv WHERE kind=? AND key {beyond} ? ORDER BY key LIMIT ?",
+                                  (kind, after, _SCAN_PAGE)).fetchall()
+            yield from rows
+            if len(rows) < _SCAN_PAGE:
+                return
+            after, beyond = rows[-1][0], ">"
 
     def _claim(self, where: str, params: tuple[object, ...]) -> list[Held]:
         with self._guard() as db:
@@ -130,6 +173,15 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A reader beside a running daemon (``forwarder session``): in WAL mode it never blocks the
+    daemon's writes, and it cannot create an empty state file where none is."""
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file")
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                           isolation_level=None)
 
 
 def _create_owner_only(path: Path) -> None:

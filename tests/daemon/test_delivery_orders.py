@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 from contextlib import redirect_stdout
-from pathlib import Path
 from typing import Any
 
 import orjson

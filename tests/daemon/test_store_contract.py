@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from forwarder import usage
 from forwarder.config import RedisState, SqliteState
 from forwarder.state import Held, StateStore, open_store
 from forwarder.state.base import Writes
@@ -105,3 +107,101 @@ def test_a_commit_applies_everything_and_clocks_only_move_forward(store: StateSt
     taken = store.release("key:A") + store.release("key:B")
     store.commit(Writes(done=[h.id for h in taken if h.id]))
     assert store.held_count() == 0
+
+
+def test_scan_gives_every_entry_of_one_kind(store: StateStore) -> None:
+    sessions = {f"ASIA{n:016d}": f"session {n}".encode() for n in range(1200)}  # several pages, a real cursor
+    store.commit(Writes(values={("session", key): (value, 10.0) for key, value in sessions.items()}))
+    store.commit(Writes(values={("caller", "shared-1"): (b"caller", None)}, clocks={"111111111111": 5.0}))
+    assert dict(store.scan("session")) == sessions
+    assert list(store.scan("caller")) == [("shared-1", b"caller")]
+    assert [key for key, _ in store.scan("stream")] == ["111111111111"]
+    assert list(store.scan("usage")) == []
+
+
+def _calls(*calls: tuple[float, str | None, str | None]) -> bytes:
+    """One step's usage delta for the calls given as (event time, source address, user agent)."""
+    value = None
+    for moment, ip, agent in calls:
+        value = usage.add_call(value, moment, ip, agent)
+    assert value is not None
+    return value
+
+
+def test_usage_deltas_merge_in_the_commit(store: StateStore) -> None:
+    store.commit(Writes(usage={"K": _calls((100.0, "198.51.100.7", "aws-cli/2"), (160.0, "198.51.100.7", "boto3/1"))}))
+    store.commit(Writes(usage={"K": _calls((50.0, "203.0.113.9", "aws-cli/2")), "J": _calls((70.0, None, None))},
+                        values={("session", "K"): (b"s", 200.0)}))
+    seen = usage.parse(store.get("usage", "K") or b"")
+    assert (seen.calls, seen.first, seen.last) == (3, 50.0, 160.0)
+    assert seen.ips == {"198.51.100.7": 100.0, "203.0.113.9": 50.0}
+    assert seen.agents == {"aws-cli/2": 50.0, "boto3/1": 160.0}
+    assert not seen.more_ips and not seen.more_agents
+    other = usage.parse(store.get("usage", "J") or b"")
+    assert (other.calls, other.ips, other.agents) == (1, {}, {})
+    assert store.get("session", "K") == b"s"  # the rest of the commit applied beside it
+    # Kept as long past its last call as a session can last: J (70) goes before K (160).
+    assert store.expire("usage", 100.0 + usage.KEEP_SECONDS) == 1
+    assert store.get("usage", "J") is None and store.get("usage", "K") is not None
+
+
+def test_usage_keeps_the_earliest_addresses_whatever_the_order_of_commits(tmp_path: Path, redis_url: str) -> None:
+    early = _calls(*[(float(n), f"198.51.100.{n}", "aws-cli/2") for n in range(1, 9)])
+    late = _calls(*[(float(n), f"203.0.113.{n}", f"agent/{n}") for n in range(20, 26)])
+    again = _calls((5.0, "203.0.113.20", "agent/20"))  # an address of `late`, seen earlier
+    results = []
+    for number, order in enumerate([(early, late, again), (again, late, early), (late, again, early)]):
+        for store in (open_store(SqliteState(path=tmp_path / f"{number}.db")),
+                      open_store(RedisState(type="redis", url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:8]}:"))):
+            for delta in order:
+                store.commit(Writes(usage={"K": delta}))
+            results.append(usage.parse(store.get("usage", "K") or b""))
+            store.close()
+    first = results[0]
+    assert all(result == first for result in results)
+    assert first.calls == 15 and (first.first, first.last) == (1.0, 25.0)
+    assert len(first.ips) == usage.LIMIT and first.more_ips
+    assert first.ips["203.0.113.20"] == 5.0 and "203.0.113.21" in first.ips and "203.0.113.22" not in first.ips
+    assert set(first.agents) == {"aws-cli/2", "agent/20", "agent/21", "agent/22", "agent/23", "agent/24", "agent/25"}
+    assert not first.more_agents
+
+
+def test_usage_counts_of_two_processes_add_up(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    one = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix))
+    two = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix))
+    for n in range(50):  # interleaved: each commit merges into what the other just wrote
+        (one if n % 2 else two).commit(Writes(usage={"K": _calls((float(n), "198.51.100.7", None))}))
+    seen = usage.parse(one.get("usage", "K") or b"")
+    assert (seen.calls, seen.first, seen.last) == (50, 0.0, 49.0)
+    one.close()
+    two.close()
+
+
+def test_a_usage_value_of_another_format_is_counted_afresh(store: StateStore) -> None:
+    store.put("usage", "K", b'{"count": 7}')
+    store.commit(Writes(usage={"K": _calls((10.0, "198.51.100.7", None))}))
+    assert usage.parse(store.get("usage", "K") or b"").calls == 1
+
+
+def test_a_read_only_sqlite_store_reads_beside_a_writer_and_creates_nothing(tmp_path: Path) -> None:
+    from forwarder.state.base import StateError
+    from forwarder.state.sqlite import SqliteStore
+
+    with pytest.raises(StateError, match="cannot be read"):
+        SqliteStore(tmp_path / "missing.db", read_only=True)
+    assert not (tmp_path / "missing.db").exists()
+    writer = SqliteStore(tmp_path / "state.db")
+    writer.put("session", "K", b"one")
+    reader = SqliteStore(tmp_path / "state.db", read_only=True)
+    daemon = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    daemon.execute("BEGIN IMMEDIATE")  # the daemon in the middle of a commit
+    daemon.execute("INSERT INTO kv (kind, key, value) VALUES ('session', 'J', x'00')")
+    assert dict(reader.scan("session")) == {"K": b"one"}  # not blocked, and sees only what is committed
+    daemon.execute("COMMIT")
+    assert reader.get("session", "J") == b"\x00"
+    with pytest.raises(StateError):
+        reader.put("session", "L", b"no")
+    reader.close()
+    daemon.close()
+    writer.close()

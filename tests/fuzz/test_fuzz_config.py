@@ -37,7 +37,7 @@ FULL: dict[str, Any] = {
                "region": "us-east-1", "wait_time_seconds": 20, "visibility_timeout_seconds": 300, "concurrency": 8,
                "max_object_bytes": 1 << 30},
     "state": {"type": "redis", "url": "redis://127.0.0.1:6379/0", "password": {"file": "/run/secrets/redis"},
-              "claim_lease_seconds": 300},
+              "claim_lease_seconds": 120},
     "sinks": [
         {"type": "ndjson", "path": "-"},
         {"type": "elasticsearch", "hosts": ["https://es:9200"], "api_key": {"env": "ES_API_KEY"},

@@ -88,6 +88,21 @@ def test_a_condition_naming_an_undefined_detection_fails_naming_it(tmp_path: Pat
     assert found[0].startswith(f"{path}: condition 'selection and not approved'") and "'approved'" in found[0]
 
 
+def test_a_number_compared_with_a_key_inside_a_cloudtrail_object_fails(tmp_path: Path) -> None:
+    # Elasticsearch indexes requestParameters.* as keywords: durationSeconds:>43200 matches nothing there.
+    path = rule(tmp_path, """  selection:
+    eventName: GetFederationToken
+    requestParameters.durationSeconds|gt: 43200
+  enriched:
+    assumerole.session.duration_seconds|gt: 43200
+  condition: selection or enriched
+""")
+    found = descriptions(tmp_path / "rules")
+    assert found == [f"{path}: field 'requestParameters.durationSeconds' is compared as a number: Elasticsearch indexes "
+                     "the keys inside CloudTrail objects as keywords, where a comparison matches nothing; compare an "
+                     "assumerole.* number such as assumerole.session.duration_seconds"]
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("title: broken\n  detection: [\n", "not valid YAML at line 2, column"),
     (HEAD.format(id=ID) + "detection: {a: {eventName: x}, condition: a}\ndetection: {b: {eventName: y}, condition: b}\n",

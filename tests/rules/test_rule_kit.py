@@ -15,6 +15,8 @@ from forwarder.rules.check import check
 from forwarder.rules.convert import BACKENDS, convert, formats, render
 from forwarder.rules.generate import TEMPLATES, GenerateError, generate
 
+from test_rule_checks import rule
+
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -67,6 +69,10 @@ def test_generation_follows_the_configuration(scenario_rules: Path) -> None:
     assert "timespan: 5m" in burst and "gte: 4" in burst
     chain = (scenario_rules / "enriched" / "assumerole_deep_or_sensitive_chain.yml").read_text()
     assert "assumerole.chain.depth|gt: 2" in chain
+    enumeration = (scenario_rules / "raw" / "cloudtrail_trust_policy_enumeration_burst.yml").read_text()
+    assert "timespan: 5m" in enumeration and "gte: 3" in enumeration
+    root = (scenario_rules / "raw" / "cloudtrail_assume_root_unapproved.yml").read_text()
+    assert "userIdentity.sessionContext.sessionIssuer.arn: arn:aws:iam::111122223333:role/RootTaskAdmin" in root
     again = generate(Config.model_validate(parse_config({}).model_dump()))
     assert any("roles.sensitive is empty" in reason for reason in again.skipped)
 
@@ -82,6 +88,34 @@ def test_no_approved_principals_drops_only_the_exception() -> None:
     config = parse_config({"roles": {"sensitive": [{"pattern": "arn:aws:iam::*:role/Admin"}]}})
     text = generate(config).files["raw/cloudtrail_sensitive_role_unapproved.yml"]
     assert "approved_caller" not in text and "condition: assumption and not failed and not account_only_copy\n" in text
+
+
+def test_every_assume_root_alerts_without_approved_principals() -> None:
+    text = generate(parse_config({})).files["raw/cloudtrail_assume_root_unapproved.yml"]
+    assert "approved_caller" not in text and "approved_session" not in text and "condition: assume_root\n" in text
+
+
+def test_splunk_matches_a_literal_star_by_regular_expression(tmp_path: Path) -> None:
+    # SPL has no escape for "*": the backend's policy="*\"Action\":\"\*\"*" would match any action.
+    rule(tmp_path, """  selection:
+    eventName: GetFederationToken
+    requestParameters.policy|contains: '"Action":"\\*"'
+  narrow:
+    requestParameters.policy|contains:
+      - '"Action":"s3:\\*"'
+      - '"Action":"s3:GetObject"'
+  condition: selection and not narrow
+""")
+    spl = convert(tmp_path / "rules", "splunk").results[0].outputs[0]
+    assert spl.splitlines() == [  # under OR, rex and eval; else regex (SPL unquotes \\ to \ for the regex)
+        'eventName="GetFederationToken"',
+        '| rex field=requestParameters.policy "(?<policyMatch>(?i)\\"Action\\":\\"s3:\\\\*\\")"',
+        '| eval policyCondition=if(isnotnull(policyMatch), "true", "false")',
+        '| search NOT (policyCondition="true" OR requestParameters.policy="*\\"Action\\":\\"s3:GetObject\\"*")',
+        '| regex requestParameters.policy="(?i)\\"Action\\":\\"\\\\*\\""',
+    ]
+    lucene = convert(tmp_path / "rules", "lucene").results[0].outputs[0]  # Lucene escapes it
+    assert 'requestParameters.policy:*\\"Action\\"\\:\\"\\*\\"*' in lucene
 
 
 def test_character_classes_are_refused() -> None:

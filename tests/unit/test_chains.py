@@ -44,10 +44,11 @@ def test_chain_through_three_accounts_in_any_order(order: tuple[int, ...]) -> No
     assert len(docs) == 6
     action = docs[ids["action"]]["assumerole"]
     assert action["chain"] == {
-        "origin": {"arn": ALICE, "type": "IAMUser", "account_id": ORG},
+        "origin": {"arn": ALICE, "type": "IAMUser", "account_id": ORG, "identity_provider": None},
         "depth": 3,
         "hops": [DEVELOPER, DEPLOY, RELEASE],
         "resolved": True,
+        "source_identity_changed": False,
     }
     assert action["session"]["access_key_id"] == objects[4][0]["responseElements"]["credentials"]["accessKeyId"]
     third = docs[ids["third"]]["assumerole"]
@@ -65,7 +66,8 @@ def test_unknown_parent_ships_unresolved_with_what_the_session_tells() -> None:
     ar = enrich_objects([[record]]).documents[0].assumerole
     assert ar == {
         "session": {"access_key_id": "ASIANEVERSEEN0000001"},
-        "chain": {"origin": {"arn": None, "type": None, "account_id": None}, "depth": 1, "hops": [legacy], "resolved": False},
+        "chain": {"origin": {"arn": None, "type": None, "account_id": None, "identity_provider": None}, "depth": 1,
+                  "hops": [legacy], "resolved": False, "source_identity_changed": False},
     }
 
 

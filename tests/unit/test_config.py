@@ -264,3 +264,13 @@ sinks:
 """)
     assert (code, output.count("\n")) == (0, 1) and "valid" in output
     assert "0f3c9a52-ok" not in output and "c2VjcmV0" not in output
+
+
+def test_a_claim_lease_must_end_before_the_queue_hands_a_message_out_again() -> None:
+    from forwarder.config import ConfigError, parse_config
+
+    source = {"type": "sqs", "queue_url": "https://sqs.us-east-1.amazonaws.com/111111111111/q",
+              "visibility_timeout_seconds": 300}
+    assert parse_config({"source": source, "state": {"type": "redis"}}).state.claim_lease_seconds == 120
+    with pytest.raises(ConfigError, match="claim_lease_seconds .300. must be shorter than source.visibility_timeout"):
+        parse_config({"source": source, "state": {"type": "redis", "claim_lease_seconds": 300}})

@@ -45,6 +45,7 @@ def test_role_fields() -> None:
         "service_linked": False,
         "sensitive": False,
         "human": True,
+        "identity_center": False,
     }
     assert ar["cross_account"] is True and ar["caller"]["in_org"] is True and ar["caller"]["external"] is False
     with_path = enriched(assume(user(ORG, "alice"), f"arn:aws:iam::{PROD}:role/team/HumanDeveloper", NOON))
@@ -75,7 +76,8 @@ def test_service_linked_role_and_aws_service_caller() -> None:
         "approved": None,
     }
     assert ar["cross_account"] is False and ar["primary"] is True
-    assert ar["chain"]["origin"] == {"arn": "rds.amazonaws.com", "type": "AWSService", "account_id": None}
+    assert ar["chain"]["origin"] == {"arn": "rds.amazonaws.com", "type": "AWSService", "account_id": None,
+                                     "identity_provider": None}
 
 
 @pytest.mark.parametrize(
@@ -150,6 +152,31 @@ def test_cross_account_copies_describe_the_same_call() -> None:
             assert ar["chain"]["origin"]["arn"] == f"arn:aws:iam::{ORG}:user/alice" and ar["chain"]["resolved"]
 
 
+@pytest.mark.parametrize(
+    ("caller_account", "role_account", "error", "ingested", "config", "primary"),
+    [
+        (ORG, ORG, None, ("caller",), CONFIG, "caller"),  # a same-account call has one copy
+        (ORG, PROD, None, ("caller", "owner"), CONFIG, "owner"),
+        (ORG, PROD, "AccessDenied", ("caller",), CONFIG, "caller"),  # the role's account logs no denial
+        (ORG, PARTNER, None, ("caller",), CONFIG, "caller"),  # a role in an account whose trail is not read
+        (OUTSIDE, DEV, None, ("owner",), CONFIG, "owner"),  # a caller whose trail is not read
+        (ORG, PROD, None, ("caller", "owner"), parse_config({}), "owner"),  # no organization: every trail counts as read
+    ],
+    ids=["same-account", "cross-account", "denied", "role-trail-not-read", "caller-trail-not-read", "no-organization"],
+)
+def test_exactly_one_ingested_copy_of_each_call_is_primary(
+    caller_account: str, role_account: str, error: str | None, ingested: tuple[str, ...], config: object, primary: str
+) -> None:
+    caller = user(caller_account, "alice")
+    full = assume(caller, f"arn:aws:iam::{role_account}:role/Deploy", NOON, recipient=caller_account, shared="s-1",
+                  error=error)
+    copies = {"caller": full, "owner": dict(full, userIdentity=thin(caller), recipientAccountId=role_account, eventID="owner")}
+    docs = enrich_objects([[copies[name] for name in ingested]], config).by_event()
+    assert {name: docs[copies[name]["eventID"]]["assumerole"]["primary"] for name in ingested} == {
+        name: name == primary for name in ingested
+    }
+
+
 def test_thin_copy_of_an_outside_caller_keeps_what_it_has() -> None:
     record = assume(thin(user(OUTSIDE, "mallory")), f"arn:aws:iam::{DEV}:role/Vendor", NOON, recipient=DEV, shared="s2")
     ar = enriched(record)
@@ -218,6 +245,8 @@ SESSION_CALLER = session_identity(f"arn:aws:iam::{ORG}:role/Ops", "ASIATESTNOTES
         (user(ORG, "alice"), "userIdentity.type", ["IAMUser"], "userIdentity.type is an array, not a string"),
         (service("ec2.amazonaws.com"), "userIdentity.invokedBy", 7, "userIdentity.invokedBy is a number, not a string"),
         (saml("erin@example.com"), "userIdentity.userName", 7, "userIdentity.userName is a number, not a string"),
+        (saml("erin@example.com"), "userIdentity.identityProvider", 7, "userIdentity.identityProvider is a number, not a string"),
+        (SESSION_CALLER, "userIdentity.onBehalfOf", "u", "userIdentity.onBehalfOf is a string, not an object"),
         (SESSION_CALLER, "userIdentity.sessionContext", "s", "userIdentity.sessionContext is a string, not an object"),
         (SESSION_CALLER, "userIdentity.sessionContext.sessionIssuer.arn", 7,
          "userIdentity.sessionContext.sessionIssuer.arn is a number, not a string"),

@@ -29,9 +29,20 @@ def test_invictus_failures_and_service_linked_roles(capsys: pytest.CaptureFixtur
 
 
 def test_whole_delivery_files_select_the_same_records(capsys: pytest.CaptureFixture[str]) -> None:
-    corpus = {d["eventID"] for d in enrich(capsys, DATA / "corpus" / "invictus-ir-aws-dataset.json")}
-    delivered = enrich(capsys, DATA / "invictus-aws-dataset")
-    assert {d["eventID"] for d in delivered} == corpus
+    corpus = {d["eventID"]: d for d in enrich(capsys, DATA / "corpus" / "invictus-ir-aws-dataset.json")}
+    delivered = {d["eventID"]: d for d in enrich(capsys, DATA / "invictus-aws-dataset")}
+    assert all(delivered[event_id]["assumerole"] == doc["assumerole"] for event_id, doc in corpus.items())
+    # Beside them, the calls of two IAM users' console sessions: signed with temporary (ASIA) keys
+    # that no logged STS call issued, the user itself stands behind them.
+    console = [doc for event_id, doc in delivered.items() if event_id not in corpus]
+    assert len(console) == 563
+    assert {doc["userIdentity"]["userName"] for doc in console} == {"bert-jan", "benjamin"}
+    for doc in console:
+        identity, chain = doc["userIdentity"], doc["assumerole"]["chain"]
+        assert identity["type"] == "IAMUser" and identity["accessKeyId"].startswith("ASIA")
+        assert doc["assumerole"]["session"] == {"access_key_id": identity["accessKeyId"]}
+        assert chain["origin"]["arn"] == identity["arn"] and chain["depth"] == 0 and chain["resolved"] is True
+    assert sum(doc.get("sessionCredentialFromConsole") == "true" for doc in console) == 256
 
 
 def test_aws_documentation_cross_account_pair(capsys: pytest.CaptureFixture[str]) -> None:
