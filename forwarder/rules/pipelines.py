@@ -43,7 +43,7 @@ def _splunk_name(spec: FieldSpec) -> str:
 
 def _fields(catalogue: Catalogue, target: str) -> tuple[dict[str, str], list[str]]:
     """(mapping of rule field names to target names, the names a rule may use)."""
-    groups = ("cloudtrail", "assumerole") + (("ecs",) if target == "elasticsearch" else ())
+    groups = ("cloudtrail", "cloudtrail_list_keys", "assumerole") + (("ecs",) if target == "elasticsearch" else ())
     mapping: dict[str, str] = {}
     for spec in catalogue.fields:
         if spec.group not in groups:
