@@ -122,7 +122,7 @@ class Pipeline:
             rejected = self._deliver(batch)
             if acknowledge:
                 step.writes.values.update(acknowledge.values)
-            self.store.commit(step.writes)
+            woken = self.store.commit(step.writes)
         except BaseException as exc:
             with self._lock:
                 self.enricher.discard(step)
@@ -131,7 +131,7 @@ class Pipeline:
                 raise
             raise failure from exc
         with self._lock:
-            self.enricher.committed(step)
+            self.enricher.committed(step, woken)
         outcome.records = batch.total
         outcome.delivered = len(batch.documents)
         outcome.held = batch.held

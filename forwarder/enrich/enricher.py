@@ -110,7 +110,7 @@ class Enricher:
             self.discard(batch.step)
             raise
 
-    def committed(self, step: Step) -> None:
+    def committed(self, step: Step, woken: set[str] | frozenset[str] = frozenset()) -> None:
         """The step's writes are durable: what it learnt becomes the committed view."""
         self._steps.remove(step)
         for account, moment in step.writes.clocks.items():
@@ -122,7 +122,9 @@ class Enricher:
         if self._added >= _DEDUP_PRUNE_EVERY:
             self._prune_seen()
         self.sessions.committed(step)
-        self._wake = (self._wake - step.woken) | step.wake
+        # A link this very step was woken for and held on again (a key CloudTrail reports for
+        # another role, say) is not woken once more by its own commit: no release every tick.
+        self._wake = (self._wake - step.woken) | step.wake | (woken - step.woken)
 
     def discard(self, step: Step) -> None:
         """The step failed: forget it, and give back the held records it took."""

@@ -38,8 +38,17 @@ class Writes:
     # what the store holds inside the commit, so steps and processes add up, never overwrite.
     usage: dict[str, bytes] = field(default_factory=dict)
 
+    def links(self) -> tuple[set[str], set[str]]:
+        """(the links these writes register, the links their held records wait on), named as
+        ``Held.wait_on`` names them: ``key:<access key id>``, ``shared:<sharedEventID>``."""
+        registered = {f"{_LINKS[kind]}:{key}" for kind, key in (*self.values, *self.defaults) if kind in _LINKS}
+        return registered, {held.wait_on for held in self.holds}
+
     def __bool__(self) -> bool:
         return bool(self.values or self.defaults or self.clocks or self.holds or self.done or self.usage)
+
+
+_LINKS = {"session": "key", "caller": "shared"}  # the kinds whose arrival releases held records
 
 
 class StateError(Exception):
@@ -64,8 +73,10 @@ class StateStore(Protocol):
 
     def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None: ...
 
-    def commit(self, writes: Writes) -> None:
-        """Apply ``writes`` in one durable transaction."""
+    def commit(self, writes: Writes) -> set[str]:
+        """Apply ``writes`` in one durable transaction. Returns the links whose held records may
+        now be released although no enrichment saw them meet (another step or process stored the
+        other side in the meantime): the caller releases them (``Enricher.committed``)."""
         ...
 
     def expire(self, kind: str, before: float) -> int:

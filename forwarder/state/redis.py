@@ -148,9 +148,10 @@ class RedisStore:
         else:
             pipe.zadd(f"{self._p}exp:{kind}", {key: expires_at})
 
-    def commit(self, writes: Writes) -> None:
+    def commit(self, writes: Writes) -> set[str]:
         if not writes:
-            return
+            return set()
+        registered, awaited = writes.links()
         with self._guard():
             # Numbers for the new held records first: a gap left by a failed commit is harmless.
             last = self._redis.incrby(f"{self._p}held:seq", len(writes.holds)) if writes.holds else 0
@@ -170,6 +171,22 @@ class RedisStore:
                     self._add_held(pipe, number, held)
                 self._forget_held(pipe, writes.done, where)
                 pipe.execute()
+            return self._to_wake(registered, awaited)
+
+    def _to_wake(self, registered: set[str], awaited: set[str]) -> set[str]:
+        # Read after this commit's EXEC: of two processes storing the two sides of one link,
+        # whichever commits second sees the other's write here, so no wait is missed.
+        if not (registered or awaited):
+            return set()
+        links = sorted(awaited) + sorted(registered)
+        with self._redis.pipeline(transaction=False) as pipe:
+            for link in sorted(awaited):
+                kind, _, key = link.partition(":")
+                pipe.hexists(f"{self._p}kv:{'session' if kind == 'key' else 'caller'}", key)
+            for link in sorted(registered):
+                pipe.exists(f"{self._p}wait:{link}")
+            answers = pipe.execute()
+        return {link for link, answer in zip(links, answers, strict=True) if answer}
 
     def expire(self, kind: str, before: float) -> int:
         with self._guard():

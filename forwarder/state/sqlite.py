@@ -99,9 +99,10 @@ class SqliteStore:
         with self._guard() as db:
             db.execute(_PUT, (kind, key, value, expires_at))
 
-    def commit(self, writes: Writes) -> None:
+    def commit(self, writes: Writes) -> set[str]:
         if not writes:
-            return
+            return set()
+        registered, awaited = writes.links()
         with self._guard() as db:
             # One commit per step: a commit per write costs more than enriching a record.
             db.execute("BEGIN IMMEDIATE")
@@ -119,8 +120,11 @@ class SqliteStore:
                 db.execute(_PUT, ("usage", key, dump(usage), usage.expires_at))
             done = [int(i) for i in writes.done]
             db.executemany("DELETE FROM held WHERE id=?", [(n,) for n in done])
+            wake = {link for link in awaited if _known(db, link)} | {
+                link for link in registered if db.execute("SELECT 1 FROM held WHERE wait_on=? LIMIT 1", (link,)).fetchone()}
             db.execute("COMMIT")
             self._claimed.difference_update(done)
+        return wake
 
     def expire(self, kind: str, before: float) -> int:
         with self._guard() as db:
@@ -194,6 +198,12 @@ def _create_owner_only(path: Path) -> None:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         pass  # the operator's file: its mode is theirs
+
+
+def _known(db: sqlite3.Connection, link: str) -> bool:
+    kind, _, key = link.partition(":")
+    stored = {"key": "session", "shared": "caller"}.get(kind)
+    return stored is not None and db.execute("SELECT 1 FROM kv WHERE kind=? AND key=?", (stored, key)).fetchone() is not None
 
 
 def _reason(exc: BaseException) -> str:

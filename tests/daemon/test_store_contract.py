@@ -205,3 +205,39 @@ def test_a_read_only_sqlite_store_reads_beside_a_writer_and_creates_nothing(tmp_
     reader.close()
     daemon.close()
     writer.close()
+
+
+def test_a_child_held_by_one_process_is_woken_when_another_stored_its_parent_first(redis_url: str, tmp_path: Path) -> None:
+    """Two processes on one Redis: the child's process enriches it (parent unknown) but commits
+    its hold only after the parent's process has stored the session and found nothing to
+    release. The late commit sees the parent and wakes the child: it ships resolved."""
+    from datetime import UTC, datetime, timedelta
+
+    import orjson
+    from cloudtrail import Collect, assume, call, issued_key, session_identity, user
+
+    from forwarder.config import parse_config
+    from forwarder.deadletter import DeadLetter
+    from forwarder.enrich import Enricher
+    from forwarder.pipeline import Pipeline
+
+    config = parse_config({"chains": {"hold_back_seconds": 900}})
+    state = RedisState(type="redis", url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:8]}:")
+    role, t0 = "arn:aws:iam::222222222222:role/Deploy", datetime(2026, 3, 31, 9, 0, tzinfo=UTC)
+    parent = assume(user("111111111111", "alice"), role, t0, recipient="222222222222")
+    child = call(session_identity(role, issued_key(parent), parent["eventTime"]), t0 + timedelta(minutes=1))
+    stores = [open_store(state), open_store(state)]
+    sinks = [Collect(), Collect()]
+    children, parents = (Pipeline(Enricher(config, store), [sink], DeadLetter(tmp_path / f"dl{n}"))
+                         for n, (store, sink) in enumerate(zip(stores, sinks)))
+    held = children.enricher.enrich_records("child", [orjson.dumps(child)])  # in work: not committed yet
+    parents.process("parent", orjson.dumps({"Records": [parent]}))  # stored; nothing in the store to release
+    assert held.held == 1 and sinks[1].documents[0].event_id == parent["eventID"]
+    woken = stores[0].commit(held.step.writes)
+    children.enricher.committed(held.step, woken)
+    assert woken == {f"key:{issued_key(parent)}"}
+    children.release_due()
+    assert [d.assumerole["chain"]["resolved"] for d in sinks[0].documents] == [True]
+    assert stores[0].held_count() == 0
+    for store in stores:
+        store.close()

@@ -46,9 +46,9 @@ class Breakable(SqliteStore):
         self._maybe("get")
         return super().get(kind, key)
 
-    def commit(self, writes: Writes) -> None:
+    def commit(self, writes: Writes) -> set[str]:
         self._maybe("commit")
-        super().commit(writes)
+        return super().commit(writes)
 
 
 class BreakableSink(Collect):
