@@ -127,6 +127,8 @@ class Daemon:
                     self.tick()
                     next_tick = now + TICK_SECONDS
                 if self.exit_when_idle is not None and now - last_activity >= self.exit_when_idle:
+                    if self._claims_elsewhere():
+                        continue  # another process's claims may lapse and their records come back here
                     log.info("nothing arrived for a while: exiting", extra={"idle_seconds": self.exit_when_idle})
                     break
         except MustStop as exc:
@@ -173,6 +175,12 @@ class Daemon:
                 log.error("housekeeping failed: it is tried again at the next tick",
                           extra={"kind": "defect", "reason": defect(exc), "retry_in_seconds": TICK_SECONDS})
                 runtime.metrics.errors.labels("defect").inc()
+
+    def _claims_elsewhere(self) -> bool:
+        try:
+            return self.runtime.store.claims_elsewhere()
+        except StateError:
+            return False  # the store is away: nothing can be released here either
 
     def _refresh(self) -> None:
         if isinstance(self.runtime.organization, DiscoveredOrganization):

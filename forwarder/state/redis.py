@@ -285,6 +285,13 @@ class RedisStore:
         if keys:
             self._unclaim(keys=keys, args=[self._token])
 
+    def claims_elsewhere(self) -> bool:
+        with self._guard():
+            for key in self._redis.scan_iter(match=f"{self._p}claim:*", count=500):
+                if self._redis.get(key) != self._token:
+                    return True
+            return False
+
     def held_count(self) -> int:
         with self._guard():
             return int(self._redis.scard(f"{self._p}held:all"))

@@ -170,6 +170,9 @@ class SqliteStore:
         with self._lock:
             self._claimed.difference_update(int(i) for i in ids)
 
+    def claims_elsewhere(self) -> bool:
+        return False  # one process owns the file's claims (they live in its memory)
+
     def held_count(self) -> int:
         with self._guard() as db:
             return db.execute("SELECT count(*) FROM held").fetchone()[0]

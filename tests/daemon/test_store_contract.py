@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aws_world import World
 
 from forwarder import usage
 from forwarder.config import RedisState, SqliteState
@@ -241,3 +242,33 @@ def test_a_child_held_by_one_process_is_woken_when_another_stored_its_parent_fir
     assert stores[0].held_count() == 0
     for store in stores:
         store.close()
+
+
+def test_claims_of_another_process_are_seen_until_their_lease_ends(redis_url: str, tmp_path: Path) -> None:
+    sqlite = open_store(SqliteState(path=tmp_path / "state.db"))
+    assert sqlite.claims_elsewhere() is False  # one process owns the file
+    sqlite.close()
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    one = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix, claim_lease_seconds=1))
+    two = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix, claim_lease_seconds=1))
+    one.commit(Writes(holds=[_held("key:A")]))
+    assert len(one.release("key:A")) == 1
+    assert one.claims_elsewhere() is False and two.claims_elsewhere() is True
+    time.sleep(1.1)
+    assert two.claims_elsewhere() is False
+    one.close()
+    two.close()
+
+
+def test_exit_when_idle_waits_for_another_processs_claims_to_lapse(world: World, redis_url: str) -> None:
+    state = {"type": "redis", "url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:8]}:", "claim_lease_seconds": 3}
+    other = open_store(RedisState(**state))
+    other.commit(Writes(holds=[_held("key:A")]))
+    (claimed,) = other.release("key:A")  # a process now stopped, its lease still running
+    config = world.config(state=state)
+    assert world.run(config, idle=0.5) == 0
+    watcher = open_store(RedisState(**state))
+    assert watcher.claims_elsewhere() is False  # it exited only once the claim had lapsed
+    assert claimed.id is not None
+    watcher.close()
+    other.close()
