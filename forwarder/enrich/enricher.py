@@ -8,6 +8,7 @@ record's own account, never the wall clock. In batch mode the wait ends with the
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -163,9 +164,14 @@ class Enricher:
 
     def enrich_records(self, source: str, records: Iterable[msgspec.Raw | bytes]) -> Batch:
         """Enrich the records of one object, then release what became due."""
+        return self.enrich_entries(zip(repeat(source), records))
+
+    def enrich_entries(self, entries: Iterable[tuple[str, msgspec.Raw | bytes]]) -> Batch:
+        """Records, each with where it came from, as one step (an object; a replay of
+        dead-lettered records from several places), then release what became due."""
         with self._begin() as batch:
             latest: dict[str, str] = {}
-            for index, raw in enumerate(records):
+            for index, (source, raw) in enumerate(entries):
                 batch.total += 1
                 try:
                     self._one(source, index, raw, batch, latest)
@@ -174,21 +180,6 @@ class Enricher:
                 except Exception as exc:  # noqa: BLE001 - a defect meeting one record: that record alone is dead-lettered
                     batch.errors.append(RecordError(source, index, f"record {index} could not be enriched: {defect(exc)}",
                                                     bytes(raw)))
-            self._release_after(batch, latest)
-        return batch
-
-    def enrich_entries(self, entries: Iterable[tuple[str, bytes]]) -> Batch:
-        """Records from several places as one step (a replay of dead-lettered records)."""
-        with self._begin() as batch:
-            latest: dict[str, str] = {}
-            for index, (source, raw) in enumerate(entries):
-                batch.total += 1
-                try:
-                    self._one(source, index, raw, batch, latest)
-                except StateError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - as in enrich_records
-                    batch.errors.append(RecordError(source, index, f"record could not be enriched: {defect(exc)}", raw))
             self._release_after(batch, latest)
         return batch
 
@@ -205,9 +196,12 @@ class Enricher:
     def _due_here(self, batch: Batch, account: str, now: float) -> list[Held]:
         """This step's own holds whose wait the step's own records already ended."""
         step = batch.step
-        due = [h for h in step.writes.holds if h.account == account and h.deadline is not None and h.deadline < now]
+        due: list[Held] = []
+        kept: list[Held] = []
+        for held in step.writes.holds:
+            (due if held.account == account and held.deadline is not None and held.deadline < now else kept).append(held)
         if due:
-            step.writes.holds = [h for h in step.writes.holds if not (h.account == account and h in due)]
+            step.writes.holds = kept
             for held in due:
                 step.waiting[held.wait_on].remove(held)
             batch.held -= len(due)
@@ -352,7 +346,7 @@ class Enricher:
         used = key if temporary(text(identity.get("type")), key) else None
         if is_issuance(record):
             assumerole, chain, registered = self._assumption(record)
-        elif temporary(text(identity.get("type")), text(identity.get("accessKeyId"))):
+        elif used is not None:
             caller = caller_of(identity)
             chain = self.sessions.chain_of_call(caller)
             assumerole = {"session": {"access_key_id": caller.access_key_id}, "chain": chain.fields()}
