@@ -49,6 +49,13 @@ class Writes:
 
 
 _LINKS = {"session": "key", "caller": "shared"}  # the kinds whose arrival releases held records
+_STORED_AS = {link: kind for kind, link in _LINKS.items()}
+
+
+def stored_as(link: str) -> tuple[str, str]:
+    """The (kind, key) under which the other side of ``link`` (``key:<id>``) is stored."""
+    prefix, _, key = link.partition(":")
+    return _STORED_AS[prefix], key
 
 
 class StateError(Exception):

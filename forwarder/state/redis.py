@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import redis
 
 from forwarder.config import RedisState
-from forwarder.state.base import Held, StateError, Writes
+from forwarder.state.base import Held, StateError, Writes, stored_as
 from forwarder.usage import KEEP_SECONDS, LIMIT
 
 _EXPIRE = """
@@ -181,8 +181,8 @@ class RedisStore:
         links = sorted(awaited) + sorted(registered)
         with self._redis.pipeline(transaction=False) as pipe:
             for link in sorted(awaited):
-                kind, _, key = link.partition(":")
-                pipe.hexists(f"{self._p}kv:{'session' if kind == 'key' else 'caller'}", key)
+                kind, key = stored_as(link)
+                pipe.hexists(f"{self._p}kv:{kind}", key)
             for link in sorted(registered):
                 pipe.exists(f"{self._p}wait:{link}")
             answers = pipe.execute()

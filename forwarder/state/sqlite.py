@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from forwarder.state.base import Held, StateError, Writes
+from forwarder.state.base import Held, StateError, Writes, stored_as
 from forwarder.usage import dump, merged
 
 _SCHEMA = """
@@ -204,9 +204,7 @@ def _create_owner_only(path: Path) -> None:
 
 
 def _known(db: sqlite3.Connection, link: str) -> bool:
-    kind, _, key = link.partition(":")
-    stored = {"key": "session", "shared": "caller"}.get(kind)
-    return stored is not None and db.execute("SELECT 1 FROM kv WHERE kind=? AND key=?", (stored, key)).fetchone() is not None
+    return db.execute("SELECT 1 FROM kv WHERE kind=? AND key=?", stored_as(link)).fetchone() is not None
 
 
 def _reason(exc: BaseException) -> str:
