@@ -5,8 +5,8 @@ Each session (kind ``session``) names its caller, and the key the caller signed 
 along those keys, to the first identity that is no session. A role owner's thin copy of a
 cross-account call names only the caller's account; the caller's full identity is then kind
 ``caller`` by ``sharedEventID``.
-The walk judges links as chain resolution does (forwarder/enrich/chains.py), so the origin
-shown here is the one on the enriched events.
+The hops are this walk's, for what each one shows (times, accounts, callers); the origin is
+chain resolution's own (forwarder/enrich/chains.py), so it is the one on the enriched events.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from forwarder.enrich.chains import MAX_HOPS, MAX_SESSION_SECONDS, Session
-from forwarder.enrich.identity import Caller
+from forwarder.enrich.chains import MAX_HOPS, MAX_SESSION_SECONDS, Session, Sessions
+from forwarder.enrich.identity import SESSION, Caller
 from forwarder.state.base import StateStore
 
 
@@ -59,6 +59,7 @@ class Reader:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        self._chains = Sessions(store, 0, ())
         self._sessions: dict[str, Session | None] = {}
         self._callers: dict[str, Caller | None] = {}
 
@@ -92,6 +93,16 @@ class Reader:
         session = self.session(key)
         if session is None:
             return None
+        walked = self._walk(session)
+        # A call made with the key, as its userIdentity would name it: resolved by the same rules
+        # as the enrichment (federated users, root sessions, Identity Center users included).
+        chain = self._chains.chain_of_call(Caller(None, SESSION, None, access_key_id=key, issuer_arn=session.acts_as))
+        if not chain.resolved:
+            return Trace(walked.hops, None, walked.missing or "a link of the chain is not in the store")
+        origin = Caller(chain.origin_arn, chain.origin_type, chain.origin_account, identity_provider=chain.origin_provider)
+        return Trace(walked.hops, origin)
+
+    def _walk(self, session: Session) -> Trace:
         hops: list[Hop] = []
         seen: set[str] = set()
         while True:
@@ -110,7 +121,7 @@ class Reader:
             if caller.access_key_id is None:
                 return Trace(hops[::-1], None, "the calling session's access key was not logged")
             parent = self.session(caller.access_key_id)
-            if parent is not None and caller.issuer_arn and parent.role_arn and caller.issuer_arn != parent.role_arn:
+            if parent is not None and caller.issuer_arn and parent.acts_as and caller.issuer_arn != parent.acts_as:
                 parent = None  # a reused or placeholder key: not this session's parent
             if parent is None:
                 return Trace(hops[::-1], None, f"the session of {caller.issuer_arn or 'an unknown role'} with key "
