@@ -103,16 +103,24 @@ def run_sink(sink: Sink, documents: list[Document], index: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def inputs(description: str) -> tuple[argparse.Namespace, list[Document]] | None:
+    """The command line (--copies, --runs) and the documents; None, said why, without the samples."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--copies", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     if not DATA.exists():
         print(f"no input: {DATA} is absent", file=sys.stderr)
+        return None
+    return args, enriched(args.copies)
+
+
+def main() -> int:
+    given = inputs(__doc__.splitlines()[0])
+    if given is None:
         return 1
+    args, documents = given
     url = node_url()
-    documents = enriched(args.copies)
     cfg = ElasticsearchSink(type="elasticsearch", hosts=[url], template_name=NAME, index=f"{NAME}-{{%Y.%m.%d}}")
     print(*setup_elasticsearch(cfg), sep="\n", file=sys.stderr)
     sink = Sink(cfg)

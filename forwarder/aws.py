@@ -9,28 +9,32 @@ AWS SDKs, Lambda and ECS set, so it is honoured here.
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import InvalidRegionError, NoRegionError
+from typing import TYPE_CHECKING, Any
 
 from forwarder.config import ConfigError
+
+if TYPE_CHECKING:
+    import boto3
 
 
 def client(service: str, region: str | None = None, endpoint_url: str | None = None, pool: int = 10,
            session: boto3.Session | None = None) -> Any:
+    # boto3 loads in the commands that call AWS, not in every one that imports this module.
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import InvalidRegionError, NoRegionError
+
     settings = BotoConfig(
         max_pool_connections=max(pool, 10),
         retries={"mode": "standard", "max_attempts": 5},
         connect_timeout=10,
         # Long polls hold a request for up to 20 s; the read timeout must outlast that.
         read_timeout=60,
-        # botocore's own CPU per request is the daemon's largest cost per object (see
-        # benchmarks/README.md); these two take about a third of it off a GetObject.
-        # The parameters are the code's own, never user input, so validating them finds nothing;
-        # a CloudTrail object's integrity is checked by gzip's CRC and the JSON parse anyway,
-        # so the extra response checksum (a pass over every byte) only where AWS requires it.
+        # botocore's own CPU per request is large (benchmarks/README.md: objects are read with
+        # awscrt for that reason, sources/s3get.py); these two take about a third of it off a
+        # call. The parameters are the code's own, never user input, so validating them finds
+        # nothing; a CloudTrail object's integrity is checked by gzip's CRC and the JSON parse
+        # anyway, so the extra response checksum (a pass over every byte) only where AWS requires it.
         parameter_validation=False,
         response_checksum_validation="when_required",
         request_checksum_calculation="when_required",

@@ -90,8 +90,8 @@ def _minute(key: str) -> str:
 
 def run_backfill(config: Config, first: date, last: date, bucket: str | None, prefix: str | None, progress: bool) -> int:
     """The command: the range, then a summary line; 0 when the whole range was read."""
-    from forwarder import aws
     from forwarder.daemon import build_runtime
+    from forwarder.sources.s3get import ObjectReader
 
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
@@ -99,7 +99,7 @@ def run_backfill(config: Config, first: date, last: date, bucket: str | None, pr
     runtime = build_runtime(config, source.max_object_bytes)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    s3 = aws.client("s3", source.region, source.endpoint_url, pool=source.concurrency + 2)
+    s3 = ObjectReader(source.region, source.endpoint_url, pool=source.concurrency + 2)
     objects = ObjectHandler(s3, runtime.pipeline, runtime.metrics, "backfill")
     try:
         result = backfill(source, first, last, runtime.pipeline, objects, runtime.store, stop, progress)

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from forwarder.resources import project_dir
 
 CATALOGUE_PATH = project_dir("mappings") / "fields.yml"
@@ -86,6 +84,8 @@ def parse_catalogue(data: object, origin: str = "fields.yml") -> Catalogue:
 
 @cache
 def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
+    import yaml  # here: the commands that never read the catalogue do not load PyYAML
+
     try:
         text = path.read_text()
     except OSError as exc:

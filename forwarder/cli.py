@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from forwarder.config import Config, ConfigError, NdjsonSink, load_config
 from forwarder.deadletter import DeadLetter, ReportingDeadLetter, StderrDeadLetter
 from forwarder.enrich import Enricher
 from forwarder.pipeline import MustStop, NotDelivered, Pipeline
+from forwarder.package import cli as package_commands
 from forwarder.rules import cli as sigma_commands
 from forwarder.sinks.base import Sink, SinkError
 from forwarder.sinks.ndjson import NdjsonSink as NdjsonWriter
@@ -39,7 +40,8 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     # else NDJSON on standard output; what a sink refuses goes to the configured dead letter.
     named = "sinks" in config.model_fields_set
     dead_letter: StderrDeadLetter = ReportingDeadLetter(config.dead_letter.path) if named else StderrDeadLetter()
-    sinks = [build_sink(sink) for sink in config.sinks] if named else [NdjsonWriter(NdjsonSink(type="ndjson", path="-"))]
+    stdout = NdjsonSink.model_construct(type="ndjson", path="-")  # valid as written: no validator to build
+    sinks = [build_sink(sink) for sink in config.sinks] if named else [NdjsonWriter(stdout)]
     try:
         pipeline = _batch_pipeline(config, sinks, args.state or ":memory:", dead_letter)
         result = run_files(pipeline, args.paths)
@@ -99,14 +101,29 @@ def cmd_setup_elasticsearch(args: argparse.Namespace) -> int:
     from forwarder.config import ElasticsearchSink
     from forwarder.sinks.es_setup import setup_elasticsearch
 
-    config = load_config(args.config)
-    targets = [sink for sink in config.sinks if isinstance(sink, ElasticsearchSink)]
-    if not targets:
-        print(f"forwarder: {args.config}: no sink of type elasticsearch to set up", file=sys.stderr)
-        return 2
-    for target in targets:
-        for line in setup_elasticsearch(target):
+    return _setup(args.config, "elasticsearch", lambda sink: setup_elasticsearch(sink) if isinstance(
+        sink, ElasticsearchSink) else None)
+
+
+def cmd_setup_opensearch(args: argparse.Namespace) -> int:
+    from forwarder.config import OpenSearchSink
+    from forwarder.sinks.os_setup import setup_opensearch
+
+    return _setup(args.config, "opensearch", lambda sink: setup_opensearch(sink) if isinstance(
+        sink, OpenSearchSink) else None)
+
+
+def _setup(path: Path, kind: str, setup: Callable[[object], list[str] | None]) -> int:
+    """``setup`` each sink of the configuration (None: not its kind), printing what it did."""
+    found = False
+    for sink in load_config(path).sinks:
+        lines = setup(sink)
+        found = found or lines is not None
+        for line in lines or ():
             print(line)
+    if not found:
+        print(f"forwarder: {path}: no sink of type {kind} to set up", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -114,6 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from forwarder import daemon, logs
 
     config = load_config(args.config)
+    if args.metrics_listen is not None:  # several processes on one host, one configuration
+        metrics = config.metrics.model_copy(update={"listen": args.metrics_listen or None})  # checked by _listen
+        config = config.model_copy(update={"metrics": metrics})
     logs.configure(config.logging)
     return daemon.run(config, args.exit_when_idle, args.shutdown_timeout)
 
@@ -151,6 +171,17 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _listen(text: str) -> str:
+    if text:
+        from forwarder.config import listen_address
+
+        try:
+            listen_address(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forwarder",
@@ -179,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exit once nothing has arrived for this long (tests, batch jobs)")
     run.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                      help="on SIGTERM, how long in-flight objects may take to finish (default 30)")
+    run.add_argument("--metrics-listen", metavar="HOST:PORT", type=_listen,
+                     help="serve /metrics and /healthz here instead of metrics.listen ('' for none): "
+                          "one port per process when several run on one host")
     run.set_defaults(func=cmd_run)
 
     backfill = commands.add_parser("backfill", help="read the CloudTrail objects of a past date range from S3")
@@ -195,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     setup_es = targets.add_parser("elasticsearch", help="install or update the Elasticsearch index templates")
     setup_es.add_argument("--config", type=Path, required=True, help="configuration file with an elasticsearch sink")
     setup_es.set_defaults(func=cmd_setup_elasticsearch)
+    setup_os = targets.add_parser("opensearch", help="install or update the OpenSearch index templates (and ISM policy)")
+    setup_os.add_argument("--config", type=Path, required=True, help="configuration file with an opensearch sink")
+    setup_os.set_defaults(func=cmd_setup_opensearch)
+    package_commands.register_setup(targets)  # `forwarder setup kibana`
 
     dlq = commands.add_parser("dlq", help="the dead letter: what could not be read or delivered")
     dlq_actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -206,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_replay.set_defaults(func=cmd_dlq_replay)
 
     sigma_commands.register(commands)
+    package_commands.register(commands)  # `forwarder package splunk-app|kibana`
     __import__("forwarder.session_cli").session_cli.register(commands)  # `forwarder session show|list`
+    __import__("forwarder.baseline.cli").baseline.cli.register(commands)  # `forwarder baseline build|show`
     return parser
 
 

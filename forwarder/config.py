@@ -17,8 +17,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from forwarder.strict_yaml import YamlError, read
-
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 # Uncompressed; larger objects are dead-lettered by name. Peak memory grows by up to 16 times
 # this for each object in work (README, "Memory"), which the shipped limits are sized for.
@@ -31,7 +29,12 @@ class ConfigError(Exception):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A model's validator is built when it is first used, not when this module is imported (the
+    # three dozen models took most of `forwarder enrich`'s start-up): a command that reads no
+    # configuration file builds none. So the defaults below are made with model_construct(),
+    # which validates nothing (they are valid as written; tests/unit/test_config.py checks that
+    # they equal the validated ones).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class SecretRef(_Model):
@@ -192,12 +195,12 @@ class BusinessHours(_Model):
 
 class HumanRoles(_Model):
     patterns: list[str] = []
-    business_hours: BusinessHours = BusinessHours()
+    business_hours: BusinessHours = BusinessHours.model_construct()
 
 
 class RolesConfig(_Model):
     sensitive: list[SensitiveRole] = []
-    human: HumanRoles = HumanRoles()
+    human: HumanRoles = HumanRoles.model_construct()
 
 
 class ChainsConfig(_Model):
@@ -272,10 +275,28 @@ class SqliteState(_Model):
     path: Path = Path("forwarder-state.db")
 
 
+class RedisSentinel(_Model):
+    """Redis Sentinel: the forwarder asks these for the current primary of ``service_name``
+    and follows a failover. The state's ``url`` then gives only the scheme (rediss:// for
+    TLS) and the database number."""
+
+    hosts: list[str] = Field(min_length=1)  # HOST:PORT of each Sentinel
+    service_name: str = "mymaster"
+    password: SecretRef | None = None  # the Sentinels' own, when they require one
+
+    @field_validator("hosts")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for host in value:
+            listen_address(host)
+        return value
+
+
 class RedisState(_Model):
     type: Literal["redis"]
     url: str = "redis://127.0.0.1:6379/0"
     password: SecretRef | None = None
+    sentinel: RedisSentinel | None = None
     key_prefix: str = "forwarder:"
     # A held record claimed by a process that dies is claimable again after this lease.
     # Shorter than the queue's visibility timeout (checked): a child released to a process
@@ -304,11 +325,10 @@ class NdjsonSink(_Model):
     path: str = "-"  # "-" is standard output
 
 
-class ElasticsearchSink(_Model):
-    type: Literal["elasticsearch"]
+class BulkIndexSink(_Model):
+    """What the Elasticsearch and OpenSearch sinks share: where, how and in what they index."""
+
     hosts: list[str] = []
-    cloud_id: str | None = None
-    api_key: HeaderSecret | None = None
     username: str | None = None
     password: SecretRef | None = None
     ca_file: Path | None = None
@@ -323,7 +343,7 @@ class ElasticsearchSink(_Model):
     request_timeout_seconds: float = Field(30, gt=0)
     check_templates: bool = True
     # Names the component templates (<name>@settings, @cloudtrail, @ecs, @assumerole) and the
-    # index templates (<name>, <name>-dead-letter) that `forwarder setup elasticsearch` installs.
+    # index templates (<name>, <name>-dead-letter) that `forwarder setup elasticsearch|opensearch` installs.
     template_name: str = "cloudtrail-assumerole"
     # "create": a resent eventID is answered 409 and counted as delivered (nothing rewritten);
     # "index": a resend overwrites, so a replay with better enrichment updates the document.
@@ -332,20 +352,68 @@ class ElasticsearchSink(_Model):
     retry_max_seconds: float = Field(30, gt=0)
     # Bulk requests in flight at once: the next batch is prepared while one is indexed.
     bulk_concurrency: int = Field(2, ge=1, le=16)
+    # A bulk request gathers the documents of every object in work: it goes once it is full
+    # (batch_max_docs, batch_max_bytes) or once no object has added to it for this long.
+    batch_linger_seconds: float = Field(0.01, ge=0, le=5)
 
     @field_validator("hosts")
     @classmethod
     def _host_urls(cls, values: list[str]) -> list[str]:
-        return [http_url(value, "https://es.example.com:9200") for value in values]
+        return [http_url(value, "https://search.example.com:9200") for value in values]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BulkIndexSink:
+        if self.password is not None and self.username is None:
+            raise ValueError("'password' needs 'username'")
+        if self.data_stream and self.op_type != "create":
+            raise ValueError("a data stream only takes op_type 'create'")
+        return self
+
+
+class ElasticsearchSink(BulkIndexSink):
+    type: Literal["elasticsearch"]
+    cloud_id: str | None = None
+    api_key: HeaderSecret | None = None
 
     @model_validator(mode="after")
     def _where(self) -> ElasticsearchSink:
         if not self.hosts and not self.cloud_id:
             raise ValueError("give 'hosts' or 'cloud_id'")
-        if self.password is not None and self.username is None:
-            raise ValueError("'password' needs 'username'")
-        if self.data_stream and self.op_type != "create":
-            raise ValueError("a data stream only takes op_type 'create'")
+        return self
+
+
+class AwsSigV4(_Model):
+    """Requests signed for Amazon OpenSearch Service (``es``) or OpenSearch Serverless (``aoss``),
+    with the credentials of the boto3 chain (environment, profile, container or instance role)."""
+
+    region: str | None = None  # default: the boto3 chain's (AWS_REGION, AWS_DEFAULT_REGION, the profile's)
+    service: Literal["es", "aoss"] = "es"
+
+
+ISM_AGE = r"^[1-9][0-9]*(d|h|m)$"
+ISM_SIZE = r"^[1-9][0-9]*(mb|gb|tb)$"
+
+
+class IsmPolicy(_Model):
+    """The Index State Management policy `forwarder setup opensearch` installs for the sink's indices."""
+
+    delete_after: str = Field(pattern=ISM_AGE)  # an index this old (from its creation) is deleted: "90d"
+    # A data stream's write index rolls over at this age or size (dated indices roll over by their name).
+    rollover_after: str | None = Field("1d", pattern=ISM_AGE)
+    rollover_size: str | None = Field(None, pattern=ISM_SIZE)
+
+
+class OpenSearchSink(BulkIndexSink):
+    type: Literal["opensearch"]
+    aws_sigv4: AwsSigV4 | None = None
+    ism: IsmPolicy | None = None
+
+    @model_validator(mode="after")
+    def _where(self) -> OpenSearchSink:
+        if not self.hosts:
+            raise ValueError("give 'hosts'")
+        if self.aws_sigv4 is not None and self.username is not None:
+            raise ValueError("give either 'aws_sigv4' or 'username' (with 'password'), not both")
         return self
 
 
@@ -362,6 +430,10 @@ class SplunkHecSink(_Model):
     ack_poll_seconds: float = Field(2, gt=0)
     batch_max_events: int = Field(500, ge=1)
     batch_max_bytes: int = Field(1024 * 1024, ge=1024)
+    # As for Elasticsearch: requests gather every object in work; this many in flight at once,
+    # each on its own connection and acknowledgement channel.
+    batch_linger_seconds: float = Field(0.01, ge=0, le=5)
+    send_concurrency: int = Field(2, ge=1, le=16)
     indexed_fields: list[str] = []
     ca_file: Path | None = None
     verify_tls: bool = True
@@ -377,7 +449,7 @@ class SplunkHecSink(_Model):
         return http_url(value, "https://splunk.example.com:8088")
 
 
-SinkConfig = Annotated[NdjsonSink | ElasticsearchSink | SplunkHecSink, Field(discriminator="type")]
+SinkConfig = Annotated[NdjsonSink | ElasticsearchSink | OpenSearchSink | SplunkHecSink, Field(discriminator="type")]
 
 
 class FailedAssumptions(_Model):
@@ -386,7 +458,21 @@ class FailedAssumptions(_Model):
     window_minutes: int = Field(10, ge=1, le=1440)
 
 
-class SplunkSavedSearches(_Model):
+class SplunkAlerts(_Model):
+    """How each rule becomes a scheduled Splunk alert (`sigma convert --format savedsearches`, the Splunk app)."""
+
+    # Put in front of every converted query: where the forwarder's events are.
+    search_prefix: str = "index=main sourcetype=aws:cloudtrail"
+    name_prefix: str = "AssumeRole - "
+    forms: list[Literal["enriched", "raw"]] = ["enriched"]
+    cron_schedule: str = "*/10 * * * *"
+    # Each run looks at what was indexed since the previous one (CloudTrail arrives minutes late,
+    # so index time, not event time, decides), over events up to `lookback` old.
+    index_window: str = "10m"
+    lookback: str = "24h"
+
+
+class SplunkSavedSearches(SplunkAlerts):
     """Where `forwarder sigma deploy splunk` creates the scheduled saved searches (splunkd REST)."""
 
     host: str
@@ -398,15 +484,6 @@ class SplunkSavedSearches(_Model):
     verify_tls: bool = True
     owner: str = "nobody"
     app: str = "search"
-    # Put in front of every converted query: where the forwarder's events are.
-    search_prefix: str = "index=main sourcetype=aws:cloudtrail"
-    name_prefix: str = "AssumeRole - "
-    forms: list[Literal["enriched", "raw"]] = ["enriched"]
-    cron_schedule: str = "*/10 * * * *"
-    # Each run looks at what was indexed since the previous one (CloudTrail arrives minutes late,
-    # so index time, not event time, decides), over events up to `lookback` old.
-    index_window: str = "10m"
-    lookback: str = "24h"
 
     @model_validator(mode="after")
     def _auth(self) -> SplunkSavedSearches:
@@ -427,11 +504,73 @@ class DetectionsConfig(_Model):
     """Settings of the Sigma rules that `forwarder sigma generate` writes."""
 
     max_chain_depth: int = Field(3, ge=1)
-    failed_assumptions: FailedAssumptions = FailedAssumptions()
+    failed_assumptions: FailedAssumptions = FailedAssumptions.model_construct()
     # The same kind of burst: MalformedPolicyDocument answers to one principal's trust-policy probes.
-    trust_policy_enumeration: FailedAssumptions = FailedAssumptions()
-    assume_root: AssumeRootDetection = AssumeRootDetection()
+    trust_policy_enumeration: FailedAssumptions = FailedAssumptions.model_construct()
+    assume_root: AssumeRootDetection = AssumeRootDetection.model_construct()
     splunk: SplunkSavedSearches | None = None
+
+
+class KibanaContent(_Model):
+    """What the Kibana content pack is built for (`forwarder package kibana`)."""
+
+    # The data view's pattern and the detection rules' indices: where the forwarder's documents are.
+    index_pattern: str = "cloudtrail-assumerole-*"
+    forms: list[Literal["enriched", "raw"]] = ["enriched"]
+
+
+class KibanaConfig(KibanaContent):
+    """Where `forwarder setup kibana` imports the content pack (saved objects and detection rules)."""
+
+    url: str
+    api_key: HeaderSecret  # an Elasticsearch API key (the encoded form Kibana shows), sent as "ApiKey <key>"
+    space: str | None = None  # a Kibana space id; none: the default space
+    ca_file: Path | None = None
+    verify_tls: bool = True
+    request_timeout_seconds: float = Field(30, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return http_url(value, "https://kibana.example.com:5601")
+
+    @field_validator("space")
+    @classmethod
+    def _space_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9_-]+", value):
+            raise ValueError(f"{value[:80]!r} is not a Kibana space id (lower-case letters, digits, '_' and '-')")
+        return value
+
+
+class VolumeConfig(_Model):
+    # A pair's count on a day is a spike when it reaches the largest of `floor`, `factor` times the
+    # median of the `days` days before, and that median plus `spread` robust deviations (README,
+    # "Behaviour baseline"). `sample`: eventID hashes kept per pair and day (exact counts below it).
+    days: int = Field(28, ge=7, le=366)
+    floor: int = Field(10, ge=1)
+    factor: float = Field(3.0, ge=1)
+    spread: float = Field(6.0, ge=0)
+    sample: int = Field(32, ge=8, le=1024)
+
+
+class BaselineConfig(_Model):
+    """The behaviour baseline (forwarder/baseline): kept in the state store, in event time."""
+
+    enabled: bool = True
+    # Hours of the week and days are counted in this zone; default: roles.human.business_hours'.
+    timezone: str | None = None
+    # No flag is raised while the whole baseline, the subject or the pair is younger than this,
+    # or was seen on fewer days (its observations, day by day): the document says learning: true.
+    learning_days: int = Field(14, ge=0)
+    min_days_seen: int = Field(5, ge=0)
+    retention_days: int = Field(90, ge=1)  # what was not seen for this long is forgotten
+    max_values: int = Field(200, ge=1)  # per list of a key (networks, countries, roles...): least recently seen go
+    volume: VolumeConfig = VolumeConfig.model_construct()
+    # MaxMind / DB-IP / IPinfo .mmdb files (country, ASN): they replace the built-in countries.
+    mmdb: list[Path] = []
+
+    _check_zone = field_validator("timezone")(
+        lambda value: None if value is None else BusinessHours._known_zone(value))
 
 
 class DeadLetterConfig(_Model):
@@ -458,19 +597,21 @@ class LoggingConfig(_Model):
 
 
 class Config(_Model):
-    organization: OrganizationConfig = OrganizationConfig()
-    roles: RolesConfig = RolesConfig()
+    organization: OrganizationConfig = OrganizationConfig.model_construct()
+    roles: RolesConfig = RolesConfig.model_construct()
     # Which records ship: role assumptions only, those plus every call made with a role
     # session's credentials (the default), or everything.
     select: Literal["assumptions", "sessions", "all"] = "sessions"
-    chains: ChainsConfig = ChainsConfig()
-    detections: DetectionsConfig = DetectionsConfig()
-    source: Source = FilesSource()
-    state: State = SqliteState()
-    sinks: list[SinkConfig] = [NdjsonSink(type="ndjson")]
-    dead_letter: DeadLetterConfig = DeadLetterConfig()
-    metrics: MetricsConfig = MetricsConfig()
-    logging: LoggingConfig = LoggingConfig()
+    chains: ChainsConfig = ChainsConfig.model_construct()
+    detections: DetectionsConfig = DetectionsConfig.model_construct()
+    baseline: BaselineConfig = BaselineConfig.model_construct()
+    kibana: KibanaConfig | None = None
+    source: Source = FilesSource.model_construct()
+    state: State = SqliteState.model_construct()
+    sinks: list[SinkConfig] = [NdjsonSink.model_construct(type="ndjson")]
+    dead_letter: DeadLetterConfig = DeadLetterConfig.model_construct()
+    metrics: MetricsConfig = MetricsConfig.model_construct()
+    logging: LoggingConfig = LoggingConfig.model_construct()
 
     @model_validator(mode="before")
     @classmethod
@@ -525,7 +666,9 @@ def parse_config(data: Any, origin: str = "<config>") -> Config:
 def load_config(path: str | Path | None) -> Config:
     """Read and validate a configuration file; ``None`` gives the defaults."""
     if path is None:
-        return Config()
+        return Config.model_construct()
+    from forwarder.strict_yaml import YamlError, read
+
     path = Path(path)
     try:
         data = read(path)

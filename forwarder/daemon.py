@@ -25,7 +25,7 @@ from forwarder.metrics import CountingSink, Health, Metrics, serve
 from forwarder.organization import DiscoveredOrganization
 from forwarder.errors import defect
 from forwarder.pipeline import MustStop, NotDelivered, Pipeline
-from forwarder.sinks import build_sink
+from forwarder.sinks import build_batched
 from forwarder.state import StateStore, open_store
 from forwarder.state.base import StateError
 
@@ -72,7 +72,7 @@ def build_runtime(config: Config, max_object_bytes: int) -> Runtime:
         else StaticOrganization(config.organization.accounts)
     )
     metrics = Metrics()
-    sinks = [CountingSink(build_sink(sink), metrics) for sink in config.sinks]
+    sinks = [build_batched(sink, lambda built: CountingSink(built, metrics)) for sink in config.sinks]
     enricher = Enricher(config, store, Policy(config, organization))
     pipeline = Pipeline(enricher, sinks, DeadLetter(config.dead_letter.path), max_object_bytes)
     return Runtime(config, store, organization, metrics, pipeline)

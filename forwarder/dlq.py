@@ -34,6 +34,7 @@ from forwarder.pipeline import Pipeline
 from forwarder.reader import ObjectError
 from forwarder.sinks.base import Sink
 from forwarder.sources.objects import ObjectHandler
+from forwarder.sources.s3get import ObjectReader
 
 _CHUNK = 500  # documents enriched and sent per sink call
 _REPLAYING = ".replaying-"
@@ -183,7 +184,7 @@ def replay_objects(config: Config, dry_run: bool, say: Say) -> int:
     claimed, entries = work
     runtime, dead_letter = _runtime(config)
     source = config.source if isinstance(config.source, SqsSource | S3Source) else None
-    s3 = aws.client("s3", source.region, source.endpoint_url) if source else aws.client("s3")
+    s3 = ObjectReader(source.region, source.endpoint_url) if source else ObjectReader(None, None)
     objects = ObjectHandler(s3, runtime.pipeline, runtime.metrics, "replay")
     kept: list[_Entry] = []
     tried = 0

@@ -55,16 +55,15 @@ class Document:
 
     @property
     def event_time(self) -> str | None:
-        value = self.record.get("eventTime") or self.record.get("@timestamp")
+        record = self.record
+        value = record.get("eventTime") or record.get("@timestamp")
         return value if isinstance(value, str) else None
 
     def as_dict(self) -> dict[str, Any]:
-        """The document as one mapping: the record's keys, then ``assumerole``."""
+        """The document as one mapping: ``assumerole``, then the record's keys."""
         if self.assumerole is None:
             return self.record
-        merged = dict(self.record)
-        merged["assumerole"] = self.assumerole
-        return merged
+        return {"assumerole": self.assumerole, **self.record}
 
     def to_json(self) -> bytes:
         """The document serialised once, on one line: the original record bytes with
@@ -77,14 +76,16 @@ class Document:
     def _serialised(self) -> bytes:
         if self.assumerole is None:
             return self.raw if self.raw is not None and one_line(self.raw) else orjson.dumps(self.record)
-        if self.raw is not None and self._spliceable():
-            # The raw bytes end with the record's closing brace (the reader guarantees no
-            # trailing whitespace), so appending one key keeps every original byte.
-            return b"".join((self.raw[:-1], b',"assumerole":', orjson.dumps(self.assumerole), b"}"))
+        raw = self.raw
+        if raw is not None and _spliceable(raw, self.record):
+            # First, every original byte kept after it: a reader that looks only at the first
+            # few kilobytes of an event (Splunk's automatic JSON extraction stops at 5,000
+            # bytes, and CloudTrail records reach hundreds of KB) still finds the enrichment.
+            return b"".join((b'{"assumerole":', orjson.dumps(self.assumerole), b",", raw[1:]))
         return orjson.dumps(self.as_dict())
 
-    def _spliceable(self) -> bool:
-        # Pretty-printed input (tools' exports, documentation samples) would break one
-        # document per line; an existing "assumerole" key would be duplicated.
-        assert self.raw is not None
-        return one_line(self.raw) and bool(self.record) and "assumerole" not in self.record
+
+def _spliceable(raw: bytes, record: dict[str, Any]) -> bool:
+    # Pretty-printed input (tools' exports, documentation samples) would break one document
+    # per line; an existing "assumerole" key would be duplicated.
+    return raw[:1] == b"{" and one_line(raw) and bool(record) and "assumerole" not in record

@@ -51,6 +51,7 @@ def configure(config: LoggingConfig) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.level)
-    # botocore and urllib3 log request details (signed headers included) at DEBUG.
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+    # botocore and urllib3 log request details (signed headers included) at DEBUG; the search
+    # clients (elastic_transport, opensearch-py's "opensearch") every request at INFO.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "elastic_transport", "opensearch"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(config.level)))

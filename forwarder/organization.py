@@ -12,7 +12,6 @@ import logging
 import time
 from typing import Any
 
-import boto3
 import orjson
 
 from forwarder import aws
@@ -26,6 +25,8 @@ SESSION_NAME = "cloudtrail-assumerole-forwarder"
 
 
 def list_accounts(role_arn: str | None) -> list[str]:
+    import boto3  # here: a forwarder that never discovers its organization has no use for it
+
     session = None
     if role_arn:
         credentials = aws.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]

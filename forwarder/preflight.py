@@ -16,11 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from forwarder.config import Config, ConfigError, ElasticsearchSink, FilesSource, NdjsonSink, SecretRef
+from forwarder.config import BulkIndexSink, Config, ConfigError, FilesSource, NdjsonSink, SecretRef
 from forwarder.sinks.base import SinkFatal
 
-# Read by `forwarder sigma generate|deploy` only: a daemon host need not hold the Splunk login.
-NOT_FOR_RUN = frozenset({"detections"})
+# Read by `forwarder sigma generate|deploy` and `forwarder setup kibana` only: a daemon host need
+# not hold the Splunk login or the Kibana key.
+NOT_FOR_RUN = frozenset({"detections", "kibana"})
 
 
 def problems(config: Config) -> list[str]:
@@ -36,6 +37,13 @@ def problems(config: Config) -> list[str]:
             found.append(f"{key}: {exc}")
     for index, sink in enumerate(config.sinks):
         found += [f"sinks.{index}.{problem}" for problem in _sink(sink)]
+    if config.baseline.enabled and config.baseline.mmdb:
+        from forwarder.baseline.geo import Geo
+
+        try:
+            Geo(config.baseline.mmdb).close()  # the files the baseline's geography opens at start
+        except ConfigError as exc:
+            found.append(str(exc))
     return found
 
 
@@ -64,13 +72,13 @@ def _sink(sink: Any) -> Iterator[str]:
         problem = _writable_file_problem(Path(sink.path))
         if problem:
             yield f"path: {problem}"
-    if isinstance(sink, ElasticsearchSink) and not sink.data_stream:
-        from forwarder.sinks.elasticsearch import index_namer  # loads the client library: only when needed
+    if isinstance(sink, BulkIndexSink) and not sink.data_stream:
+        from forwarder.sinks.bulk import index_namer  # loads the sinks' shared code: only when needed
 
         try:
-            index_namer(sink.index)
+            index_namer(sink.index, sink.type)
         except SinkFatal as exc:
-            yield f"index: {str(exc).removeprefix('elasticsearch sink: ')}"
+            yield f"index: {str(exc).removeprefix(f'{sink.type} sink: ')}"
 
 
 def _ca_file_problem(path: Path) -> str | None:

@@ -51,6 +51,8 @@ class Summary:
             self.counts["unresolved chains"] += 1
         if "role" not in ar:
             self.counts["calls with assumed credentials"] += 1
+            for reason in (ar.get("session") or {}).get("reasons") or ():  # stolen-session findings
+                self._find(1, reason, document)
             return
         # AssumeRoot, GetFederationToken and GetSessionToken issue credentials too: counted apart.
         self.counts["role assumptions" if document.record.get("eventName") in ROLE_EVENTS else "other credentials issued"] += 1
@@ -75,6 +77,10 @@ class Summary:
             self._find(4, f"human role {role['name']} assumed after hours", document)
         if role["sensitive"] and chain["depth"] > 1:
             self._find(4, f"sensitive role {role['name']} reached through a chain of {chain['depth']}", document)
+        baseline = ar.get("baseline") or {}
+        if not baseline.get("learning"):  # the behaviour baseline's findings, each with its sentence
+            for reason in baseline.get("reasons") or ():
+                self._find(3, reason, document)
 
     def _find(self, rank: int, what: str, document: Document) -> None:
         # Both copies of a cross-account call describe one event: report the role owner's.

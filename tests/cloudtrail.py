@@ -299,3 +299,13 @@ def enrich_objects(objects: list[list[dict[str, Any]]], config: Any = None, *, b
     if batch:
         pipeline.flush()
     return sink
+
+
+def without_baseline(assumerole: dict[str, Any]) -> dict[str, Any]:
+    """``assumerole`` less what the behaviour baseline adds (forwarder/enrich/baseline.py), which
+    depends on what was seen before: for the tests of what does not."""
+    kept = {name: value for name, value in assumerole.items() if name not in ("baseline", "source")}
+    if isinstance(kept.get("session"), dict):
+        kept["session"] = {name: value for name, value in kept["session"].items()
+                           if name not in ("issued_from", "new_network", "unknown_issuance", "reasons")}
+    return kept

@@ -18,6 +18,7 @@ import orjson
 
 from forwarder.config import Config
 from forwarder.document import Document
+from forwarder.enrich.baseline import Baseline
 from forwarder.enrich.assumption import ISSUANCE_EVENTS, STS, assumption_fields, is_issuance, read_assumption
 from forwarder.enrich.chains import Chain, Session, Sessions
 from forwarder.enrich.identity import THIN, caller_of, temporary
@@ -29,7 +30,6 @@ from forwarder.state.base import Held, StateError, StateStore
 from forwarder.usage import count_call
 
 INSIGHT = "AwsCloudTrailInsight"
-_DEDUP_PRUNE_EVERY = 50_000
 
 
 class _Identity(msgspec.Struct, gc=False):
@@ -54,6 +54,18 @@ class _Peek(msgspec.Struct, gc=False, rename={"timestamp": "@timestamp"}):
 _peek = msgspec.json.Decoder(_Peek).decode
 
 
+_Facts = tuple[bool, bool, str | None]  # an issuance, a call with temporary credentials, whose stream it is in
+_NO_FACTS: _Facts = (False, False, None)
+_Peeked = tuple[str, "msgspec.Raw | bytes", "_Peek | str", _Facts]  # source, record, its peek (or why none), facts
+
+
+def _facts(peek: _Peek) -> _Facts:
+    identity = peek.userIdentity
+    assume = peek.eventSource == STS and peek.eventName in ISSUANCE_EVENTS
+    session_call = identity is not None and temporary(identity.type, identity.accessKeyId)
+    return assume, session_call, peek.recipientAccountId or (identity.accountId if identity else None)
+
+
 @dataclass(slots=True)
 class RecordError:
     source: str
@@ -73,6 +85,7 @@ class Batch:
     skipped: int = 0  # not selected (or Insights records)
     duplicates: int = 0
     total: int = 0
+    seen_before: set[tuple[str, str]] = field(default_factory=set)  # (account, eventID) in the store's window
 
 
 class Enricher:
@@ -94,10 +107,9 @@ class Enricher:
         self._window: float | None = None if batch else float(config.chains.hold_back_seconds)
         self._dedup_window = config.chains.dedup_window_seconds
         self._account_lag = config.chains.account_lag_seconds
-        self._seen: dict[str, dict[str, float]] = {}
-        self._added = 0
         self._clock: dict[str, float] = {}
         self._wake: set[str] = set()
+        self.baseline = Baseline(config, store, self.policy, self._steps) if config.baseline.enabled else None
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -107,6 +119,8 @@ class Enricher:
         self._steps.append(batch.step)
         try:
             yield batch
+            if self.baseline is not None:  # the step's documents, judged against one read of the baseline
+                self.baseline.settle(batch.step)
         except BaseException:
             self.discard(batch.step)
             raise
@@ -117,11 +131,6 @@ class Enricher:
         for account, moment in step.writes.clocks.items():
             if moment > self._clock.get(account, float("-inf")):
                 self._clock[account] = moment
-        for account, marks in step.seen.items():
-            self._seen.setdefault(account, {}).update(marks)
-            self._added += len(marks)
-        if self._added >= _DEDUP_PRUNE_EVERY:
-            self._prune_seen()
         self.sessions.committed(step)
         # A link this very step was woken for and held on again (a key CloudTrail reports for
         # another role, say) is not woken once more by its own commit: no release every tick.
@@ -171,10 +180,11 @@ class Enricher:
         dead-lettered records from several places), then release what became due."""
         with self._begin() as batch:
             latest: dict[str, str] = {}
-            for index, (source, raw) in enumerate(entries):
+            peeked = self._peek_all(entries, batch)
+            for index, (source, raw, peek, facts) in enumerate(peeked):
                 batch.total += 1
                 try:
-                    self._one(source, index, raw, batch, latest)
+                    self._one(source, index, raw, peek, facts, batch, latest)
                 except StateError:
                     raise  # the store's fault, not the record's: the whole step fails
                 except Exception as exc:  # noqa: BLE001 - a defect meeting one record: that record alone is dead-lettered
@@ -236,17 +246,37 @@ class Enricher:
         stream, less the lag allowed between accounts; a quiet account does not hold it back."""
         if not self._clock:
             return 0
+        self.store.forget_seen({account: now - self._dedup_window for account, now in self._clock.items()})
+        if self.baseline is not None:
+            self.baseline.forget_before(max(self._clock.values()) - self._account_lag)
         return self.sessions.forget_before(max(self._clock.values()) - self._account_lag)
 
     # -- one record ------------------------------------------------------------------------
 
-    def _one(self, source: str, index: int, raw: msgspec.Raw | bytes, batch: Batch, latest: dict[str, str]) -> None:
-        try:
-            peek = _peek(raw)
-        except (msgspec.MsgspecError, RecursionError) as exc:
+    def _peek_all(self, entries: Iterable[tuple[str, msgspec.Raw | bytes]], batch: Batch) -> list[_Peeked]:
+        """Each record's few fields (or why they could not be read), and in one read of the store
+        the eventIDs of the duplicate window among them: the window is shared by every process."""
+        peeked: list[_Peeked] = []
+        asked: dict[str, list[str]] = {}
+        for source, raw in entries:
+            try:
+                peek = _peek(raw)
+            except (msgspec.MsgspecError, RecursionError) as exc:
+                peeked.append((source, raw, str(exc), _NO_FACTS))
+                continue
+            facts = _facts(peek)
+            peeked.append((source, raw, peek, facts))
+            if peek.eventID is not None and peek.eventType != INSIGHT and self._selected(facts[0], facts[1]):
+                asked.setdefault(facts[2] or "", []).append(peek.eventID)
+        batch.seen_before = self.store.seen(asked)
+        return peeked
+
+    def _one(self, source: str, index: int, raw: msgspec.Raw | bytes, peek: _Peek | str, facts: _Facts, batch: Batch,
+             latest: dict[str, str]) -> None:
+        if isinstance(peek, str):
             # A field of an unexpected type, or a record that cannot be read at all: decode
             # tells which (and why), and the first takes the slow, type-checked path.
-            problem = str(exc)
+            problem = peek
             try:
                 record = decode(bytes(raw))
             except Undecodable as bad:
@@ -254,10 +284,7 @@ class Enricher:
                 return
             self._full(source, record, bytes(raw), batch, note=problem)
             return
-        identity = peek.userIdentity
-        assume = peek.eventSource == STS and peek.eventName in ISSUANCE_EVENTS
-        session_call = identity is not None and temporary(identity.type, identity.accessKeyId)
-        account = peek.recipientAccountId or (identity.accountId if identity else None)
+        assume, session_call, account = facts
         moment = peek.eventTime or peek.timestamp
         if account and moment and moment > latest.get(account, ""):
             latest[account] = moment
@@ -295,6 +322,8 @@ class Enricher:
             return
         account = text(record.get("recipientAccountId")) or text(identity.get("accountId"))
         event_id = text(record.get("eventID"))
+        if event_id is not None:  # not peeked, so not looked up with its object's others
+            batch.seen_before |= self.store.seen({account or "": [event_id]})
         if self._duplicate(event_id, account, text(record.get("eventTime")), batch):
             batch.duplicates += 1
             return
@@ -315,26 +344,17 @@ class Enricher:
         # The two copies of a cross-account call are distinct records, even where (as in
         # AWS's own documentation) they share an eventID: the recipient tells them apart.
         account = account or ""
-        committed = self._seen.get(account)
-        if committed is not None and event_id in committed:
+        if (account, event_id) in batch.seen_before:
             return True
         for step in self._steps:
-            marks = step.seen.get(account)
+            marks = step.writes.seen.get(account)
             if marks is not None and event_id in marks:
                 return True
         # Remembered from the point the account's stream had reached (one shared float, no
         # parse per record) until the stream is a window further on.
         position = self._clock.get(account)
-        batch.step.seen.setdefault(account, {})[event_id] = position if position is not None else (epoch(moment) or 0.0)
+        batch.step.writes.seen.setdefault(account, {})[event_id] = position if position is not None else (epoch(moment) or 0.0)
         return False
-
-    def _prune_seen(self) -> None:
-        self._added = 0
-        for account, seen in self._seen.items():
-            now = self._clock.get(account)
-            if now is not None:
-                horizon = now - self._dedup_window
-                self._seen[account] = {k: t for k, t in seen.items() if t >= horizon}
 
     # -- enrichment proper -------------------------------------------------------------------
 
@@ -366,6 +386,8 @@ class Enricher:
         else:
             document = Document(record, assumerole, source, raw)
             batch.documents.append(document)
+            if self.baseline is not None:
+                self.baseline.note(batch.step, document)
             if used is not None:
                 count_call(batch.step.writes, used, record)
         for released in registered:

@@ -23,7 +23,6 @@ class Step:
     sessions: dict[str, Session] = field(default_factory=dict)
     callers: dict[str, Caller] = field(default_factory=dict)
     resolved: dict[str, Chain] = field(default_factory=dict)
-    seen: dict[str, dict[str, float]] = field(default_factory=dict)  # account -> eventID -> stream position
     waiting: dict[str, list[Held]] = field(default_factory=dict)  # this step's holds, by what releases them
     # Links registered by later steps while this one held records waiting on them: once this
     # step's holds are in the store, they are released again (see Enricher.release_due).

@@ -46,10 +46,12 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from forwarder.config import SplunkAlerts
     from forwarder.rules.convert import ConvertError, convert, render
 
+    alerts = load_config(args.config).detections.splunk or SplunkAlerts()
     try:
-        text = render(convert(args.dir, args.target, args.format, args.index or DEFAULT_INDEX))
+        text = render(convert(args.dir, args.target, args.format, args.index or DEFAULT_INDEX), alerts)
     except (ConvertError, CatalogueError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 1
@@ -91,7 +93,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     conv = actions.add_parser("convert", help="convert generated rules for a SIEM")
     conv.add_argument("--target", choices=TARGETS, required=True)
-    conv.add_argument("--format", help="the backend's output format (default: plain queries)")
+    conv.add_argument("--format", help="the backend's output format (default: plain queries, each under its rule's "
+                      "name, title and level; savedsearches: the alerts `sigma deploy splunk` creates)")
+    conv.add_argument("--config", type=Path, help="configuration file: detections.splunk's search_prefix and alert "
+                      "settings for the Splunk target (default: index=main sourcetype=aws:cloudtrail)")
     conv.add_argument("--index", action="append", help=f"index pattern for Elasticsearch targets (default {DEFAULT_INDEX[0]})")
     conv.add_argument("--out", help="write here instead of standard output")
     conv.add_argument("dir", type=Path, help="directory of generated rules (forwarder sigma generate --out DIR)")

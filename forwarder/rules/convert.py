@@ -8,7 +8,9 @@ threshold detection rule over the base rule's Lucene query: each burst is covere
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,10 @@ from sigma.processing.transformations import SetStateTransformation
 from sigma.rule import SigmaRule
 from sigma.types import SigmaRegularExpression, SigmaRegularExpressionFlag, SigmaString, SpecialChars
 
+from forwarder.config import Config, SplunkAlerts
 from forwarder.rules.attack import use_local_attack_data
+from forwarder.rules.generate import generate, write
+from forwarder.rules.opensearch import OpenSearchLucene
 from forwarder.rules.pipelines import field_names, load_pipeline
 from forwarder.rules import DEFAULT_INDEX, TARGETS
 from forwarder.strict_yaml import YamlError, read_all
@@ -88,13 +93,22 @@ class _Eql(EqlBackend):
 
 
 BACKENDS: dict[str, tuple[type[Backend], str]] = {
+    "opensearch": (OpenSearchLucene, "opensearch"),  # its bursts: bucket-level monitors (forwarder.rules.opensearch)
     "splunk": (_Splunk, "splunk"),
     "lucene": (LuceneBackend, "elasticsearch"),
     "esql": (ESQLBackend, "elasticsearch"),
     "eql": (_Eql, "elasticsearch"),
 }
 assert tuple(sorted(BACKENDS)) == TARGETS
-CORRELATING = frozenset({"splunk", "esql"})
+CORRELATING = frozenset({"splunk", "esql", "opensearch"})
+# How a line naming the rule is written in each target's query language, so that a rule's heading
+# and query can be pasted together; a target missing here (Lucene has no comments) gets "# ...".
+COMMENTS = {"splunk": "```{}```", "esql": "// {}", "eql": "// {}"}
+# Formats whose every output object carries its rule's name and id (Kibana import files): printed
+# as the backend finalises them. Every other format prints each query under its rule's heading.
+NAMED_FORMATS = frozenset({"kibana_ndjson", "siem_rule", "siem_rule_ndjson"})
+# Formats this kit writes itself from the plain queries: the Splunk alerts of `sigma deploy splunk`.
+OWN_FORMATS = frozenset({("splunk", "savedsearches")})
 
 
 class ConvertError(Exception):
@@ -157,12 +171,33 @@ def _backend(target: str, index: Sequence[str]) -> Backend:
     pipeline = load_pipeline(pipeline_name)
     if target == "esql":  # ES|QL reads its FROM clause from the processing state
         pipeline = pipeline + ProcessingPipeline([ProcessingItem(SetStateTransformation("index", ",".join(index)))])
-    options: dict[str, Any] = {"index_names": list(index)} if target in ("lucene", "eql") else {}
+    options: dict[str, Any] = {"index_names": list(index)} if target in ("lucene", "eql", "opensearch") else {}
     return backend_class(pipeline, **options)
 
 
 def _where(rule: SigmaRule | SigmaCorrelationRule) -> str:
     return f"{rule.source.path if rule.source else rule.title} ({rule.name or rule.id})"
+
+
+def level_of(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    """The rule's Sigma level; a correlation without one has its (first) base rule's."""
+    level = rule.level
+    if level is None and isinstance(rule, SigmaCorrelationRule) and rule.rules:
+        level = rule.rules[0].rule.level  # type: ignore[union-attr]
+    return level.name.lower() if level else "medium"
+
+
+def heading(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    """What names a converted rule for the analyst: its name, title and level."""
+    return f"{rule.name}: {rule.title} (level {level_of(rule)})"
+
+
+@contextmanager
+def generated_rules(config: Config) -> Iterator[Path]:
+    """The configuration's rules (`forwarder sigma generate`), in a directory that lasts the block."""
+    with tempfile.TemporaryDirectory(prefix="forwarder-sigma-") as workdir:
+        write(generate(config), Path(workdir))
+        yield Path(workdir)
 
 
 def convert(directory: Path, target: str, output_format: str | None = None, index: Sequence[str] = DEFAULT_INDEX) -> Conversion:
@@ -175,23 +210,43 @@ def convert(directory: Path, target: str, output_format: str | None = None, inde
     use_local_attack_data()
     collection = load_rules(directory)
     backend = _backend(target, index)
+    backend_format = "default" if (target, fmt) in OWN_FORMATS else fmt
     results: list[Converted] = []
     thresholds: list[SigmaCorrelationRule] = []
     for rule in collection.rules:
         try:
             if isinstance(rule, SigmaCorrelationRule):
                 if target in CORRELATING:
-                    results.append(Converted(rule, backend.convert_correlation_rule(rule, fmt)))
+                    results.append(Converted(rule, backend.convert_correlation_rule(rule, backend_format)))
                 else:
                     thresholds.append(rule)
                 continue
-            outputs = backend.convert_rule(rule, fmt)
+            outputs = backend.convert_rule(rule, backend_format)
         except (SigmaError, NotImplementedError) as exc:
             raise ConvertError(f"{_where(rule)}: {exc}") from None
         if outputs:
-            results.append(Converted(rule, outputs))
+            results.append(Converted(rule, [_scheduled(out) for out in outputs]))
     results.extend(Converted(rule, [threshold_rule(rule, index)], threshold=True) for rule in thresholds)
     return Conversion(target, fmt, backend, results)
+
+
+# A Kibana rule selects on @timestamp (the event's time), and CloudTrail delivers minutes late: about
+# five, up to fifteen, plus the forwarder's hold-back of a young session's calls (15 minutes by
+# default). Each run looks back an hour; Kibana does not alert twice on one event in the overlap.
+QUERY_RULE_LOOKBACK = "now-1h"
+
+
+def _scheduled(output: Any) -> Any:
+    """A Kibana query rule from the backend (detection-engine import shape, or the alerting API's with
+    ``params``), with the look-back late delivery needs and this project's license."""
+    if not isinstance(output, dict):
+        return output
+    if output.get("rule_id") and output.get("type") in ("query", "eql", "esql"):
+        return {**output, "from": QUERY_RULE_LOOKBACK, "license": "Apache-2.0"}
+    params = output.get("params")
+    if isinstance(params, dict) and params.get("ruleId"):
+        return {**output, "params": {**params, "from": QUERY_RULE_LOOKBACK, "license": "Apache-2.0"}}
+    return output
 
 
 def threshold_rule(correlation: SigmaCorrelationRule, index: Sequence[str] = DEFAULT_INDEX) -> dict[str, Any]:
@@ -228,6 +283,7 @@ def threshold_rule(correlation: SigmaCorrelationRule, index: Sequence[str] = DEF
         **{"from": f"now-{seconds}s"},
         severity=level.lower(),
         risk_score=backend.severity_risk_mapping[level],
+        license="Apache-2.0",
     )
     return rule
 
@@ -237,20 +293,54 @@ def _fresh(rule: SigmaRule) -> SigmaRule:
     return SigmaRule.from_dict(rule.to_dict())
 
 
-def render(conversion: Conversion) -> str:
-    """The text the command prints: the backend's own output format, threshold rules as NDJSON lines."""
-    results = conversion.results
-    finalized = conversion.backend.finalize([out for r in results if not r.threshold for out in r.outputs], conversion.output_format)
-    lines = _lines(finalized)
-    lines += [orjson.dumps(out, option=orjson.OPT_SORT_KEYS).decode() for r in results if r.threshold for out in r.outputs]
+def render(conversion: Conversion, alerts: SplunkAlerts | None = None) -> str:
+    """The text the command prints. Kibana import formats: the backend's own output, threshold rules
+    as NDJSON lines. Splunk savedsearches: the alerts `sigma deploy splunk` creates. Every other
+    format: each rule's heading (a comment where the language has them), then its query (Splunk's
+    after ``alerts.search_prefix``), a blank line between rules."""
+    alerts = alerts or SplunkAlerts()
+    results, fmt = conversion.results, conversion.output_format
+    if (conversion.target, fmt) in OWN_FORMATS:
+        from forwarder.rules import splunk_alerts  # it builds on this module
+
+        return splunk_alerts.conf_text(splunk_alerts.alert(result, alerts) for result in results)
+    if fmt in NAMED_FORMATS:
+        finalized = conversion.backend.finalize([out for r in results if not r.threshold for out in r.outputs], fmt)
+        lines = _lines(finalized)
+        lines += [_json(out) for r in results if r.threshold for out in r.outputs]
+        return "\n".join(lines) + "\n"
+    return "\n".join(_headed(conversion.target, result, alerts.search_prefix) for result in results)
+
+
+def _headed(target: str, result: Converted, search_prefix: str) -> str:
+    title = heading(result.rule)
+    if result.threshold:
+        title += ": a Kibana threshold rule (detection-engine import NDJSON)"
+    lines = []
+    for output in result.outputs:
+        if isinstance(output, str):
+            lines.append(COMMENTS.get(target, "# {}").format(title))
+            query = prefixed(search_prefix, output) if target == "splunk" else output
+            lines += [line for line in query.splitlines() if line.strip()]  # a blank line separates rules
+        else:  # a JSON body: JSON has no comments
+            lines += [f"# {title}", _json(output)]
     return "\n".join(lines) + "\n"
+
+
+def prefixed(search_prefix: str, query: str) -> str:
+    """A Splunk query as it runs: where the events are, then the rule's conditions."""
+    return f"{search_prefix} {query.rstrip()}".strip()
+
+
+def _json(output: Any) -> str:
+    return orjson.dumps(output, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _lines(output: Any) -> list[str]:
     if isinstance(output, str):
         return [output.rstrip("\n")]
     if isinstance(output, dict):
-        return [orjson.dumps(output, option=orjson.OPT_SORT_KEYS).decode()]
+        return [_json(output)]
     if isinstance(output, list):
         return [line for item in output for line in _lines(item)]
     return [str(output)]

@@ -1,37 +1,24 @@
 """One scheduled saved search per rule in Splunk, through splunk-sdk, created or updated idempotently.
 
 The rules are generated from the configuration and converted with the Splunk backend; each
-becomes a saved search named ``<name_prefix><rule name>`` (the Sigma ``name``, stable across title
-edits) whose description names the rule's id. A search whose settings already match is left
-alone; a dry run reports what would change and changes nothing.
+becomes the alert of forwarder/rules/splunk_alerts.py. A search whose settings already match is
+left alone; a dry run reports what would change and changes nothing.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from splunklib import binding, client
 
-from forwarder.config import Config, ConfigError, SplunkSavedSearches
-from forwarder.rules.convert import convert
-from forwarder.rules.generate import generate, write
-
-# Sigma level -> Splunk alert.severity (1 debug, 2 info, 3 warning, 4 error, 5 severe, 6 fatal).
-SEVERITY = {"informational": "2", "low": "3", "medium": "4", "high": "5", "critical": "6"}
+from forwarder.config import Config, ConfigError, SplunkAlerts, SplunkSavedSearches
+from forwarder.rules.convert import convert, generated_rules
+from forwarder.rules.splunk_alerts import SavedSearch, alert
 
 
 class DeployError(Exception):
     """Splunk refused or could not be reached; the message says which and why."""
-
-
-@dataclass(frozen=True)
-class SavedSearch:
-    name: str
-    rule_id: str
-    params: dict[str, str]
 
 
 @dataclass
@@ -52,35 +39,12 @@ def settings_of(config: Config) -> SplunkSavedSearches:
     return config.detections.splunk
 
 
-def saved_searches(config: Config) -> list[SavedSearch]:
-    """The saved searches the configuration's rules become."""
-    settings = settings_of(config)
-    found = []
-    with tempfile.TemporaryDirectory(prefix="forwarder-sigma-") as workdir:
-        write(generate(config), Path(workdir))
-        for form in settings.forms:
-            for converted in convert(Path(workdir) / form, "splunk").results:
-                rule = converted.rule
-                level = rule.level.name.lower() if rule.level else "medium"
-                description = " ".join((rule.description or rule.title).split())
-                params = {
-                    "search": f"{settings.search_prefix} {converted.outputs[0]}".strip(),
-                    "description": f"{rule.title}. {description} (Sigma rule {rule.id}, {rule.name})",
-                    "is_scheduled": "1",
-                    "cron_schedule": settings.cron_schedule,
-                    "dispatch.earliest_time": f"-{settings.lookback}",
-                    "dispatch.latest_time": "now",
-                    "dispatch.index_earliest": f"-{settings.index_window}@m",
-                    "dispatch.index_latest": "@m",
-                    "alert_type": "number of events",
-                    "alert_comparator": "greater than",
-                    "alert_threshold": "0",
-                    "alert.severity": SEVERITY[level],
-                    "alert.track": "1",
-                    "alert.digest_mode": "1",
-                }
-                found.append(SavedSearch(f"{settings.name_prefix}{rule.name}", str(rule.id), params))
-    return found
+def saved_searches(config: Config, settings: SplunkAlerts | None = None) -> list[SavedSearch]:
+    """The saved searches the configuration's rules become (with detections.splunk's settings unless
+    ``settings`` are given)."""
+    settings = settings or settings_of(config)
+    with generated_rules(config) as rules:
+        return [alert(converted, settings) for form in settings.forms for converted in convert(rules / form, "splunk").results]
 
 
 def _connect(settings: SplunkSavedSearches) -> client.Service:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -19,7 +20,7 @@ import orjson
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
-from forwarder.record import Undecodable, mapping, one_line, parse_time, text
+from forwarder.record import Undecodable, mapping, one_line, parse_time
 
 # Every STS call that issues credentials is an authentication event in ECS terms.
 ROLE_ASSUMPTIONS = frozenset({"AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "AssumeRoot",
@@ -65,8 +66,18 @@ def _timestamp(when: datetime) -> str:
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _ip(value: str) -> str | None:
-    if not value or not (value[0].isdigit() or ":" in value):  # service names: "ec2.amazonaws.com"
+# A dotted-quad IPv4 address, each number 0-255 without a leading zero: exactly the IPv4 text
+# ipaddress accepts, and gives back unchanged.
+_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])")
+
+
+def source_ip(value: str) -> str | None:
+    """``value`` as an IP address in its canonical text (ECS ``source.ip``), None if it is none
+    ("ec2.amazonaws.com", "AWS Internal"). The common case, IPv4, is one regular expression;
+    only text with a colon (IPv6) goes to ipaddress, which takes no other IPv4 form."""
+    if _IPV4.fullmatch(value):
+        return value
+    if ":" not in value:
         return None
     try:
         return str(ipaddress.ip_address(value))
@@ -74,66 +85,65 @@ def _ip(value: str) -> str | None:
         return None
 
 
-def _text(container: object, key: str) -> str | None:
-    return text(mapping(container).get(key))
+def _text(value: object) -> str | None:
+    return value if type(value) is str and value else None
 
 
 def ecs_fields(record: dict[str, Any], when: datetime | None) -> dict[str, Any]:
-    """The ECS fields for ``record`` (``when`` is its event time, see ``event_time``)."""
+    """The ECS fields for ``record`` (``when`` is its event time, see ``event_time``). Each
+    field of the record is read once."""
     out: dict[str, Any] = {}
     if when is not None:
         out["@timestamp"] = _timestamp(when)
 
-    action = _text(record, "eventName")
-    provider = _text(record, "eventSource")
+    get = record.get
+    action = _text(get("eventName"))
+    provider = _text(get("eventSource"))
     event: dict[str, Any] = {"kind": "event", "type": ["info"]}
     if action:
         event["action"] = action
     if provider:
         event["provider"] = provider
-    event["outcome"] = "failure" if record.get("errorCode") or record.get("errorMessage") else "success"
-    if event_id := _text(record, "eventID"):
+    event["outcome"] = "failure" if get("errorCode") or get("errorMessage") else "success"
+    if event_id := _text(get("eventID")):
         event["id"] = event_id
     if action in ROLE_ASSUMPTIONS and provider == "sts.amazonaws.com":
         event["category"] = ["authentication"]
     out["event"] = event
 
     related: dict[str, list[str]] = {}
-    if address := _text(record, "sourceIPAddress"):
-        out["source"] = {"address": address}
-        if ip := _ip(address):
-            out["source"]["ip"] = ip
+    if address := _text(get("sourceIPAddress")):
+        source = out["source"] = {"address": address}
+        if ip := source_ip(address):
+            source["ip"] = ip
             related["ip"] = [ip]
 
-    if agent := _text(record, "userAgent"):
+    if agent := _text(get("userAgent")):
         out["user_agent"] = {"original": agent}
 
-    identity = mapping(record.get("userIdentity"))
-    issuer = mapping(identity.get("sessionContext")).get("sessionIssuer")
+    identity = mapping(get("userIdentity"))
+    issuer = mapping(mapping(identity.get("sessionContext")).get("sessionIssuer"))
+    identity_name = _text(identity.get("userName"))
+    issuer_name = _text(issuer.get("userName"))
 
     cloud: dict[str, Any] = {"provider": "aws"}
-    if account := _text(identity, "accountId") or _text(record, "recipientAccountId"):
+    if account := _text(identity.get("accountId")) or _text(get("recipientAccountId")):
         cloud["account"] = {"id": account}
-    if region := _text(record, "awsRegion"):
+    if region := _text(get("awsRegion")):
         cloud["region"] = region
     out["cloud"] = cloud
 
     user: dict[str, str] = {}
     # As Elastic's pipeline: a role session is named by its role (the issuer), a user by itself.
-    if name := _text(issuer, "userName") or _text(identity, "userName"):
+    if name := issuer_name or identity_name:
         user["name"] = name
-    if principal := _text(identity, "principalId"):
+    if principal := _text(identity.get("principalId")):
         user["id"] = principal
     if user:
         out["user"] = user
 
-    parameters = record.get("requestParameters")
-    names = [
-        _text(identity, "userName"),
-        _text(issuer, "userName"),
-        _text(parameters, "userName"),
-        _text(parameters, "newUserName"),
-    ]
+    parameters = mapping(get("requestParameters"))
+    names = (identity_name, issuer_name, _text(parameters.get("userName")), _text(parameters.get("newUserName")))
     if users := list(dict.fromkeys(name for name in names if name)):
         related["user"] = users
     if related:
@@ -141,10 +151,29 @@ def ecs_fields(record: dict[str, Any], when: datetime | None) -> dict[str, Any]:
     return out
 
 
+def _geography(extra: dict[str, Any], assumerole: dict[str, Any]) -> None:
+    """ECS names for what the enrichment found of the source address (the sink looks nothing up)."""
+    found = assumerole.get("source")
+    if type(found) is not dict or "source" not in extra:
+        return
+    if found.get("country"):
+        extra["source"]["geo"] = {"country_iso_code": found["country"]}
+    if found.get("as_number") is not None:
+        extra["source"]["as"] = {"number": found["as_number"]}
+
+
 def _indexable_object(value: object) -> bool:
-    if value is None or isinstance(value, dict):
+    if value is None or type(value) is dict:
         return True
-    return isinstance(value, list) and all(item is None or isinstance(item, dict) for item in value)
+    return type(value) is list and all(item is None or type(item) is dict for item in value)
+
+
+def _displaced(record: dict[str, Any]) -> list[str]:
+    """The record's keys that move to ``aws.cloudtrail.unindexed`` (see ``to_es``); mostly none."""
+    own, objects = _layout()
+    displaced = list(own.intersection(record))
+    displaced += [key for key in objects.intersection(record) if not _indexable_object(record[key])]
+    return displaced
 
 
 def to_es(document: Document) -> EsDocument:
@@ -162,21 +191,22 @@ def to_es(document: Document) -> EsDocument:
 
 def _to_es(document: Document) -> EsDocument:
     record = document.record
-    own, objects = _layout()
     when = event_time(record)
     extra = ecs_fields(record, when)
     if document.assumerole is not None:
         extra["assumerole"] = document.assumerole
-    displaced = [key for key in own if key in record]
-    displaced += [key for key in objects if key in record and not _indexable_object(record[key])]
+        _geography(extra, document.assumerole)
+    # The ECS event.id is the string eventID, which is what document_id would read again.
+    ident = extra["event"].get("id") or document_id(document)
+    displaced = _displaced(record)
 
     raw = document.raw
     if not displaced and raw is not None and record and raw[-1:] == b"}" and one_line(raw):
         # The common case: the record's own bytes, then the added keys.
-        return EsDocument(document_id(document), b"".join((raw[:-1], b",", orjson.dumps(extra)[1:])), when)
+        return EsDocument(ident, b"".join((raw[:-1], b",", orjson.dumps(extra)[1:])), when)
 
     merged = {key: value for key, value in record.items() if key not in displaced}
     merged.update(extra)
     if displaced:
         merged["aws"] = {"cloudtrail": {UNINDEXED: {key: record[key] for key in displaced}}}
-    return EsDocument(document_id(document), orjson.dumps(merged), when)
+    return EsDocument(ident, orjson.dumps(merged), when)

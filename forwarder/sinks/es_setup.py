@@ -1,65 +1,71 @@
-"""`forwarder setup elasticsearch`: install or update the index templates, idempotently."""
+"""`forwarder setup elasticsearch`: install or update the index templates, idempotently.
+
+The loop over the templates and what its errors mean are the OpenSearch setup's too (os_setup).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
-from elastic_transport import TransportError
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from elasticsearch import Elasticsearch
 
 from forwarder import config
+from forwarder.es_templates import Templates
+from forwarder.sinks import tls
 from forwarder.sinks.base import SinkError, SinkFatal
-from forwarder.sinks.elasticsearch import (
-    build_client,
-    certificate_fatal,
-    redactor_for,
-    templates_for,
-    transport_reason,
-    where,
-)
-from forwarder.sinks.tls import certificate_refused
+from forwarder.sinks.bulk import HttpError, Unreachable
+from forwarder.sinks.elasticsearch import cluster_for, redactor_for, templates_for
+from forwarder.sinks.redact import Redactor
 
 
-def _installed(client: Elasticsearch, kind: str, name: str) -> dict[str, Any] | None:
-    """The installed template's body, or None when there is none."""
+class TemplateCluster(Protocol):
+    where: str
+
+    def component_template(self, name: str) -> dict[str, Any] | None: ...
+    def index_template(self, name: str) -> dict[str, Any] | None: ...
+    def put_component_template(self, name: str, body: dict[str, Any]) -> None: ...
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
+
+
+def install_templates(cluster: TemplateCluster, templates: Templates) -> list[str]:
+    """Install what is missing, update what differs; one line per template saying which."""
+    done: list[str] = []
+    # Components first: an index template may only name components that exist.
+    for kind, bodies in (("component", templates.component), ("index", templates.index)):
+        for name, body in bodies.items():
+            installed = cluster.component_template(name) if kind == "component" else cluster.index_template(name)
+            if installed is not None and (installed.get("_meta") or {}).get("digest") == body["_meta"]["digest"]:
+                done.append(f"{kind} template {name}: unchanged")
+                continue
+            if kind == "component":
+                cluster.put_component_template(name, body)
+            else:
+                cluster.put_index_template(name, body)
+            done.append(f"{kind} template {name}: {'created' if installed is None else 'updated'}")
+    return done
+
+
+@contextmanager
+def setup_errors(product: str, where: str, redact: Redactor) -> Iterator[None]:
+    """What the cluster said, as SinkFatal (a setting or a privilege to fix) or SinkError (try again)."""
     try:
-        if kind == "component":
-            answer = client.cluster.get_component_template(name=name)
-            return dict(answer["component_templates"][0]["component_template"])
-        answer = client.indices.get_index_template(name=name)
-        return dict(answer["index_templates"][0]["index_template"])
-    except NotFoundError:
-        return None
+        yield
+    except HttpError as exc:
+        raise (SinkFatal if exc.status in (400, 401, 403) else SinkError)(redact(f"{product} setup: {exc}")) from None
+    except Unreachable as exc:  # connection refused, TLS, DNS: say where, not a traceback
+        if exc.certificate:
+            raise SinkFatal(redact(f"{product} sink: {tls.advice(where, exc)}")) from None
+        raise SinkError(f"{product} setup: cannot reach {where}: {redact(exc)}") from None
 
 
 def setup_elasticsearch(cfg: config.ElasticsearchSink, client: Elasticsearch | None = None) -> list[str]:
     """Install what is missing, update what differs; returns one line per template saying which."""
-    templates = templates_for(cfg)
-    own_client = client is None
-    client = client or build_client(cfg)
-    done: list[str] = []
+    cluster = cluster_for(cfg, client)
     try:
-        # Components first: an index template may only name components that exist.
-        for kind, bodies in (("component", templates.component), ("index", templates.index)):
-            for name, body in bodies.items():
-                installed = _installed(client, kind, name)
-                if installed is not None and (installed.get("_meta") or {}).get("digest") == body["_meta"]["digest"]:
-                    done.append(f"{kind} template {name}: unchanged")
-                    continue
-                if kind == "component":
-                    client.cluster.put_component_template(name=name, body=body)
-                else:
-                    client.indices.put_index_template(name=name, body=body)
-                done.append(f"{kind} template {name}: {'created' if installed is None else 'updated'}")
-    except ApiError as exc:
-        message = redactor_for(cfg)(f"elasticsearch setup: {exc.status_code} {exc.message}: {exc.body}")
-        raise (SinkFatal if exc.status_code in (400, 401, 403) else SinkError)(message) from None
-    except TransportError as exc:  # connection refused, TLS, DNS: say where, not a traceback
-        redact = redactor_for(cfg)
-        if certificate_refused(exc):
-            raise SinkFatal(redact(certificate_fatal(where(cfg), exc))) from None
-        raise SinkError(f"elasticsearch setup: cannot reach {where(cfg)}: {redact(transport_reason(exc))}") from None
+        with setup_errors("elasticsearch", cluster.where, redactor_for(cfg)):
+            return install_templates(cluster, templates_for(cfg))
     finally:
-        if own_client:
-            client.close()
-    return done
+        if client is None:
+            cluster.close()

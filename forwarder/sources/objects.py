@@ -19,6 +19,7 @@ from forwarder.aws import error_code
 from forwarder.metrics import Metrics
 from forwarder.pipeline import NotDelivered, Outcome, Pipeline
 from forwarder.reader import ObjectError, is_skipped_name
+from forwarder.sources.s3get import ObjectReader
 from forwarder.state.base import Writes
 
 log = logging.getLogger("forwarder.objects")
@@ -38,8 +39,9 @@ def transient(exc: BaseException) -> bool:
 
 
 class ObjectHandler:
-    def __init__(self, s3: Any, pipeline: Pipeline, metrics: Metrics, label: str) -> None:
-        self.s3 = s3
+    def __init__(self, reader: ObjectReader, pipeline: Pipeline, metrics: Metrics, label: str) -> None:
+        self.reader = reader
+        self.s3 = reader.client  # for the calls other than GetObject (listing)
         self.pipeline = pipeline
         self.metrics = metrics
         self.label = label
@@ -64,7 +66,7 @@ class ObjectHandler:
 
     def _fetch(self, bucket: str, key: str, name: str) -> bytes | None:
         try:
-            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self.reader.get(bucket, key)
         except ClientError as exc:
             code = error_code(exc)
             if code in MISSING:

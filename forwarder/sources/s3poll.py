@@ -25,12 +25,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from forwarder import aws
 from forwarder.config import S3Source as S3Config
 from forwarder.metrics import Health, Metrics
 from forwarder.errors import defect
 from forwarder.pipeline import MustStop, NotDelivered, Outcome, Pipeline
 from forwarder.sources.objects import ObjectHandler, transient
+from forwarder.sources.s3get import ObjectReader
 from forwarder.state.base import StateError, StateStore, Writes
 
 log = logging.getLogger("forwarder.s3poll")
@@ -135,8 +135,9 @@ class S3Poller:
         self.store = store
         self.health = health
         self.stop = stop
-        self.s3 = aws.client("s3", config.region, config.endpoint_url, pool=config.concurrency + 2)
-        self.objects = ObjectHandler(self.s3, pipeline, metrics, self.label)
+        self.objects = ObjectHandler(ObjectReader(config.region, config.endpoint_url, pool=config.concurrency + 2),
+                                     pipeline, metrics, self.label)
+        self.s3 = self.objects.s3
         self.metrics = metrics
         self._pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="s3-object")
         self._next_poll = 0.0

@@ -37,6 +37,7 @@ from forwarder.errors import defect
 from forwarder.pipeline import MustStop, NotDelivered, Pipeline
 from forwarder.sources.notifications import UnknownShape, parse
 from forwarder.sources.objects import ObjectHandler, transient
+from forwarder.sources.s3get import ObjectReader
 
 log = logging.getLogger("forwarder.sqs")
 
@@ -84,7 +85,7 @@ class SqsSource:
         self.metrics = metrics
         self.health = health
         self.sqs = aws.client("sqs", config.region, config.endpoint_url, pool=config.concurrency + 2)
-        s3 = aws.client("s3", config.region, config.endpoint_url, pool=config.concurrency + 2)
+        s3 = ObjectReader(config.region, config.endpoint_url, pool=config.concurrency + 2)
         self.objects = ObjectHandler(s3, pipeline, metrics, self.label)
         self._pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="sqs-object")
         self._receiving: Future[list[dict[str, Any]]] | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +37,12 @@ class Writes:
     # Kind "usage": access key id -> this step's calls with it (forwarder.usage), merged into
     # what the store holds inside the commit, so steps and processes add up, never overwrite.
     usage: dict[str, bytes] = field(default_factory=dict)
+    # The duplicate window: account -> eventID -> the account's stream position when it was
+    # seen. Shared by every process on the store; forgotten a window behind the stream.
+    seen: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Kind "baseline": key -> this step's delta (forwarder.baseline.profile), merged (a join, so
+    # idempotent as well) into what the store holds inside the commit, as the usage is.
+    baseline: dict[str, bytes] = field(default_factory=dict)
 
     def links(self) -> tuple[set[str], set[str]]:
         """(the links these writes register, the links their held records wait on), named as
@@ -45,7 +51,8 @@ class Writes:
         return registered, {held.wait_on for held in self.holds}
 
     def __bool__(self) -> bool:
-        return bool(self.values or self.defaults or self.clocks or self.holds or self.done or self.usage)
+        return bool(self.values or self.defaults or self.clocks or self.holds or self.done or self.usage or self.seen
+                    or self.baseline)
 
 
 _LINKS = {"session": "key", "caller": "shared"}  # the kinds whose arrival releases held records
@@ -71,12 +78,17 @@ class StateStore(Protocol):
 
     Kinds in use: ``session`` (access key id -> session), ``caller`` (sharedEventID -> the
     caller of a cross-account call), ``usage`` (access key id -> the calls made with it),
+    ``baseline`` (subject, role, pair, session key -> what was seen of it: forwarder.baseline),
     ``stream`` (account -> event time reached),
     ``checkpoint`` (source position), ``polled`` (objects read), ``org`` (discovered accounts).
     Every method raises ``StateError`` when the store cannot do it.
     """
 
     def get(self, kind: str, key: str) -> bytes | None: ...
+
+    def get_many(self, kind: str, keys: Collection[str]) -> dict[str, bytes]:
+        """The values of those of ``keys`` that ``kind`` holds: one read (one round trip) for an object."""
+        ...
 
     def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None: ...
 
@@ -88,6 +100,15 @@ class StateStore(Protocol):
 
     def expire(self, kind: str, before: float) -> int:
         """Drop the entries of ``kind`` that expired before ``before``; return how many."""
+        ...
+
+    def seen(self, event_ids: Mapping[str, Collection[str]]) -> set[tuple[str, str]]:
+        """Which of these (account -> eventIDs) are in the duplicate window, as (account, eventID):
+        one read for a whole object."""
+        ...
+
+    def forget_seen(self, horizons: Mapping[str, float]) -> int:
+        """Drop the eventIDs each account's stream saw before its horizon; return how many."""
         ...
 
     def count(self, kind: str) -> int: ...

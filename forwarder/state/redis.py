@@ -4,10 +4,13 @@ Layout under ``key_prefix`` (p):
 
 * ``p kv:<kind>`` hash key -> value, with ``p exp:<kind>`` a sorted set of key by expiry
   (event time, so not Redis TTLs, which run on the wall clock); ``p kv:usage`` values are
-  merged in place by ``_USAGE`` (forwarder/usage.py's merge, atomic in Redis);
+  merged in place by ``_USAGE`` (forwarder/usage.py's merge, atomic in Redis), ``p kv:baseline``
+  by forwarder/baseline/redis_merge.py's script (the baseline's join);
 * ``p held:<id>`` a hash per held record, indexed by ``p wait:<wait_on>`` (set),
   ``p due:<account>`` (sorted set by deadline, the accounts in ``p due:accounts``) and
   ``p held:all`` (set);
+* ``p seen:<account>`` the duplicate window: a sorted set of eventIDs by the account's stream
+  position when each was seen (``ZADD NX``: the first sighting stands);
 * ``p claim:<id>`` the claim on a held record: ``SET NX PX`` with this process's token, so
   one process delivers it; a process that dies loses its claims when the lease runs out.
 """
@@ -15,13 +18,17 @@ Layout under ``key_prefix`` (p):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
+from urllib.parse import urlsplit
+
 import redis
+import redis.sentinel
 
 from forwarder.config import RedisState
 from forwarder.state.base import Held, StateError, Writes, stored_as
+from forwarder.baseline.redis_merge import MERGE
 from forwarder.usage import KEEP_SECONDS, LIMIT
 
 _EXPIRE = """
@@ -106,9 +113,9 @@ redis.call('ZADD', KEYS[2], new.last + tonumber(ARGV[4]), ARGV[1])
 
 class RedisStore:
     def __init__(self, config: RedisState) -> None:
-        password = config.password.get() if config.password else None
-        self._where = _safe(config.url)
-        self._redis = redis.Redis.from_url(config.url, password=password, health_check_interval=30)
+        self._where = _safe(config.url) if config.sentinel is None else (
+            f"{config.sentinel.service_name} (Sentinel {', '.join(config.sentinel.hosts)})")
+        self._redis = _client(config)
         try:
             self._redis.ping()
         except redis.RedisError as exc:
@@ -121,6 +128,7 @@ class RedisStore:
         self._clock = self._redis.register_script(_CLOCK)
         self._put_new = self._redis.register_script(_PUT_NEW)
         self._usage = self._redis.register_script(_USAGE)
+        self._baseline = self._redis.register_script(MERGE)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -135,6 +143,14 @@ class RedisStore:
     def get(self, kind: str, key: str) -> bytes | None:
         with self._guard():
             return self._redis.hget(f"{self._p}kv:{kind}", key)
+
+    def get_many(self, kind: str, keys: Collection[str]) -> dict[str, bytes]:
+        asked = list(keys)
+        if not asked:
+            return {}
+        with self._guard():
+            values = self._redis.hmget(f"{self._p}kv:{kind}", asked)
+        return {key: value for key, value in zip(asked, values, strict=True) if value is not None}
 
     def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None:
         with self._guard(), self._redis.pipeline(transaction=True) as pipe:
@@ -167,6 +183,10 @@ class RedisStore:
                 for key, delta in writes.usage.items():
                     self._usage(keys=[f"{self._p}kv:usage", f"{self._p}exp:usage"],
                                 args=[key, delta, LIMIT, KEEP_SECONDS], client=pipe)
+                for key, delta in writes.baseline.items():
+                    self._baseline(keys=[f"{self._p}kv:baseline", f"{self._p}exp:baseline"], args=[key, delta], client=pipe)
+                for account, marks in writes.seen.items():
+                    pipe.zadd(f"{self._p}seen:{account}", marks, nx=True)
                 for number, held in enumerate(writes.holds, start=last - len(writes.holds) + 1):
                     self._add_held(pipe, number, held)
                 self._forget_held(pipe, writes.done, where)
@@ -191,6 +211,25 @@ class RedisStore:
     def expire(self, kind: str, before: float) -> int:
         with self._guard():
             return int(self._expire(keys=[f"{self._p}exp:{kind}", f"{self._p}kv:{kind}"], args=[repr(before)]))
+
+    def seen(self, event_ids: Mapping[str, Collection[str]]) -> set[tuple[str, str]]:
+        asked = [(account, list(ids)) for account, ids in event_ids.items() if ids]
+        if not asked:
+            return set()
+        with self._guard(), self._redis.pipeline(transaction=False) as pipe:
+            for account, ids in asked:
+                pipe.zmscore(f"{self._p}seen:{account}", ids)
+            answers = pipe.execute()
+        return {(account, event_id) for (account, ids), scores in zip(asked, answers, strict=True)
+                for event_id, score in zip(ids, scores, strict=True) if score is not None}
+
+    def forget_seen(self, horizons: Mapping[str, float]) -> int:
+        if not horizons:
+            return 0
+        with self._guard(), self._redis.pipeline(transaction=False) as pipe:
+            for account, horizon in horizons.items():
+                pipe.zremrangebyscore(f"{self._p}seen:{account}", "-inf", f"({horizon!r}")
+            return sum(pipe.execute())
 
     def count(self, kind: str) -> int:
         with self._guard():
@@ -297,7 +336,34 @@ class RedisStore:
             return int(self._redis.scard(f"{self._p}held:all"))
 
     def close(self) -> None:
+        """Give back this process's claims at once (those of work it abandoned at shutdown), so
+        another process releases the records now rather than after the lease."""
+        try:
+            mine = [key for key in self._redis.scan_iter(match=f"{self._p}claim:*", count=500)
+                    if self._redis.get(key) == self._token]
+            if mine:
+                self._unclaim(keys=mine, args=[self._token])
+        except redis.RedisError:
+            pass  # Redis is away: the claims lapse with their lease
         self._redis.close()
+
+
+def _client(config: RedisState) -> redis.Redis:
+    password = config.password.get() if config.password else None
+    if config.sentinel is None:
+        return redis.Redis.from_url(config.url, password=password, health_check_interval=30)
+    # The URL's scheme and database (and its TLS settings) for the primary, wherever it is now.
+    options = redis.connection.parse_url(config.url)
+    options.pop("host", None)
+    options.pop("port", None)
+    options.pop("connection_class", None)
+    sentinel = config.sentinel
+    addresses = [(host.rpartition(":")[0].strip("[]"), int(host.rpartition(":")[2])) for host in sentinel.hosts]
+    watchers = redis.sentinel.Sentinel(
+        addresses, sentinel_kwargs={"password": sentinel.password.get()} if sentinel.password else {},
+        socket_timeout=5)
+    return watchers.master_for(sentinel.service_name, password=password, health_check_interval=30,
+                               ssl=urlsplit(config.url).scheme == "rediss", **options)
 
 
 def _safe(url: str) -> str:

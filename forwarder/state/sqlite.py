@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from forwarder.state.base import Held, StateError, Writes, stored_as
-from forwarder.usage import dump, merged
+from forwarder import usage
+from forwarder.baseline import profile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -24,6 +25,11 @@ CREATE TABLE IF NOT EXISTS held (
 );
 CREATE INDEX IF NOT EXISTS held_wait ON held (wait_on);
 CREATE INDEX IF NOT EXISTS held_due ON held (account, deadline);
+CREATE TABLE IF NOT EXISTS seen (
+    account TEXT NOT NULL, event_id TEXT NOT NULL, position REAL NOT NULL,
+    PRIMARY KEY (account, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_position ON seen (account, position);
 """
 _PUT = "INSERT OR REPLACE INTO kv (kind, key, value, expires_at) VALUES (?, ?, ?, ?)"
 _PUT_NEW = "INSERT OR IGNORE INTO kv (kind, key, value, expires_at) VALUES (?, ?, ?, ?)"
@@ -31,7 +37,22 @@ _PUT_NEW = "INSERT OR IGNORE INTO kv (kind, key, value, expires_at) VALUES (?, ?
 _CLOCK = """INSERT INTO kv (kind, key, value, expires_at) VALUES ('stream', ?, ?, NULL)
 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value
 WHERE CAST(kv.value AS REAL) < CAST(excluded.value AS REAL)"""
+
+
+def _usage(stored: bytes | None, delta: bytes) -> tuple[bytes, float]:
+    merged = usage.merged(stored, delta)
+    return usage.dump(merged), merged.expires_at
+
+
+def _baseline(stored: bytes | None, delta: bytes) -> tuple[bytes, float]:
+    merged, expires_at = profile.merged(stored, delta)
+    return profile.dump(merged), expires_at
+
+
+# The kinds whose deltas are merged into the stored value inside the commit: value, expiry.
+_MERGES: dict[str, Callable[[bytes | None, bytes], tuple[bytes, float]]] = {"usage": _usage, "baseline": _baseline}
 _SCAN_PAGE = 500  # rows per read: the daemon's writes go on between them
+_IN_LIMIT = 500  # eventIDs per lookup, well inside SQLite's limit on bound parameters
 
 
 class SqliteStore:
@@ -95,6 +116,16 @@ class SqliteStore:
             row = db.execute("SELECT value FROM kv WHERE kind=? AND key=?", (kind, key)).fetchone()
         return row[0] if row else None
 
+    def get_many(self, kind: str, keys: Collection[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        asked = list(keys)
+        with self._guard() as db:
+            for start in range(0, len(asked), _IN_LIMIT):
+                chunk = asked[start:start + _IN_LIMIT]
+                found.update(db.execute(f"SELECT key, value FROM kv WHERE kind=? AND key IN ({','.join('?' * len(chunk))})",
+                                        (kind, *chunk)).fetchall())
+        return found
+
     def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None:
         with self._guard() as db:
             db.execute(_PUT, (kind, key, value, expires_at))
@@ -113,11 +144,14 @@ class SqliteStore:
                 "INSERT INTO held (wait_on, account, deadline, source, record) VALUES (?, ?, ?, ?, ?)",
                 [(h.wait_on, h.account, h.deadline, h.source, h.record) for h in writes.holds],
             )
-            for key, delta in writes.usage.items():
-                # Inside the write transaction: no other process writes between read and write.
-                row = db.execute("SELECT value FROM kv WHERE kind='usage' AND key=?", (key,)).fetchone()
-                usage = merged(row[0] if row else None, delta)
-                db.execute(_PUT, ("usage", key, dump(usage), usage.expires_at))
+            for kind, deltas in (("usage", writes.usage), ("baseline", writes.baseline)):
+                for key, delta in deltas.items():
+                    # Inside the write transaction: no other process writes between read and write.
+                    row = db.execute("SELECT value FROM kv WHERE kind=? AND key=?", (kind, key)).fetchone()
+                    db.execute(_PUT, (kind, key, *_MERGES[kind](row[0] if row else None, delta)))
+            db.executemany("INSERT OR IGNORE INTO seen (account, event_id, position) VALUES (?, ?, ?)",
+                           [(account, event_id, position) for account, marks in writes.seen.items()
+                            for event_id, position in marks.items()])
             done = [int(i) for i in writes.done]
             db.executemany("DELETE FROM held WHERE id=?", [(n,) for n in done])
             wake = {link for link in awaited if _known(db, link)} | {
@@ -129,6 +163,23 @@ class SqliteStore:
     def expire(self, kind: str, before: float) -> int:
         with self._guard() as db:
             return db.execute("DELETE FROM kv WHERE kind=? AND expires_at < ?", (kind, before)).rowcount
+
+    def seen(self, event_ids: Mapping[str, Collection[str]]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        with self._guard() as db:
+            for account, ids in event_ids.items():
+                ids = list(ids)
+                for start in range(0, len(ids), _IN_LIMIT):
+                    chunk = ids[start:start + _IN_LIMIT]
+                    rows = db.execute(f"SELECT event_id FROM seen WHERE account=? AND event_id IN ({','.join('?' * len(chunk))})",
+                                      (account, *chunk)).fetchall()
+                    found.update((account, row[0]) for row in rows)
+        return found
+
+    def forget_seen(self, horizons: Mapping[str, float]) -> int:
+        with self._guard() as db:
+            return sum(db.execute("DELETE FROM seen WHERE account=? AND position < ?", item).rowcount
+                       for item in horizons.items())
 
     def count(self, kind: str) -> int:
         with self._guard() as db:

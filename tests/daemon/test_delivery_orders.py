@@ -101,3 +101,59 @@ def test_a_backfill_of_the_story_gives_the_batch_documents(world: World, capsys:
     batch = _enrich_documents()
     assert sorted(backfilled) == sorted(batch)
     assert {k: d.get("assumerole") for k, d in backfilled.items()} == {k: d.get("assumerole") for k, d in batch.items()}
+
+
+def test_two_daemons_on_one_queue_with_the_story_split_between_them_give_the_batch_documents(
+        world: World, redis_url: str) -> None:
+    """Scale-out: the children's accounts read by one process, the parents' by the other. The
+    first holds the children in Redis; the second stores their parents' sessions and finds them
+    waiting there (each process's own view would leave them to their deadlines, unresolved)."""
+    import signal
+    import time
+    import uuid
+
+    from aws_world import wait_until
+
+    keys = [str(path.relative_to(DEMO)) for path in DEMO.rglob("*.json.gz")]
+    for key in keys:
+        world.put_raw(key, (DEMO / key).read_bytes())
+    children = [key for key in _accounts_reversed(keys) if not key.startswith("AWSLogs/111111111111/")]
+    parents = [key for key in _accounts_reversed(keys) if key.startswith("AWSLogs/111111111111/")]
+    settings = yaml.safe_load((SAMPLES / "demo-config.yaml").read_text())
+    state = {"type": "redis", "url": redis_url, "key_prefix": f"split{uuid.uuid4().hex[:8]}:"}
+    source = {"type": "sqs", "queue_url": world.queue_url, "wait_time_seconds": 1, "visibility_timeout_seconds": 30,
+              "concurrency": 1}
+    outputs = [world.tmp / "out-a.ndjson", world.tmp / "out-b.ndjson"]
+    configs = []
+    for name, output in zip("ab", outputs):
+        written = world.config(source, **{k: v for k, v in settings.items() if k != "select"}, select="sessions",
+                               state=state, sinks=[{"type": "ndjson", "path": str(output)}],
+                               dead_letter={"path": str(world.tmp / f"dead-letter-{name}")})
+        configs.append(written.rename(world.tmp / f"forwarder-{name}.yaml"))
+    first = world.spawn_logged(world.tmp / "a.log", "run", "--config", str(configs[0]), "--exit-when-idle", "6")
+    second = None
+    try:
+        for key in children:
+            world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+        assert wait_until(lambda: world.queue_depth() == 0, 60), "the first daemon did not take the children's objects"
+        first.send_signal(signal.SIGSTOP)  # it stays connected to Redis and the queue, but takes nothing more
+        time.sleep(2.5)  # its long poll open at the stop (1 s) ends empty: the queue holds nothing yet
+        second = world.spawn_logged(world.tmp / "b.log", "run", "--config", str(configs[1]), "--exit-when-idle", "6")
+        for key in parents:
+            world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
+        assert wait_until(lambda: world.queue_depth() == 0, 60), "the second daemon did not take the parents' objects"
+        first.send_signal(signal.SIGCONT)
+        assert first.wait(120) == 0 and second.wait(120) == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+    daemons = [orjson.loads(line) for output in outputs if output.exists() for line in output.read_bytes().splitlines()]
+    assert all(output.exists() for output in outputs), "each daemon must have shipped its share"
+    shipped = _keyed(daemons)
+    assert len(shipped) == len(daemons), "a record shipped twice"
+    batch = _enrich_documents()
+    assert sorted(shipped) == sorted(batch)
+    different = {key: (shipped[key].get("assumerole"), batch[key].get("assumerole"))
+                 for key in batch if shipped[key].get("assumerole") != batch[key].get("assumerole")}
+    assert different == {}

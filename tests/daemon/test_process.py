@@ -82,13 +82,16 @@ def test_sigkill_mid_batch_then_restart_loses_nothing(world: World) -> None:
 def test_sigterm_exits_0_promptly_and_serves_health_and_metrics(world: World) -> None:
     key, ids = _log(world, "0700", 5)
     world.send({"s3Bucket": world.bucket, "s3ObjectKey": [key]})
-    port = free_port()
+    port, configured = free_port(), free_port()
     config = world.config(
         source={"type": "sqs", "queue_url": world.queue_url, "wait_time_seconds": 20, "visibility_timeout_seconds": 30},
-        metrics={"listen": f"127.0.0.1:{port}"},
+        metrics={"listen": f"127.0.0.1:{configured}"},
     )
-    run = world.spawn("run", "--config", str(config))
+    # The port of this process, as each of several processes on one host with one configuration gets its own.
+    run = world.spawn("run", "--config", str(config), "--metrics-listen", f"127.0.0.1:{port}")
     wait_until(lambda: len(world.event_ids()) >= len(ids), 30)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{configured}/healthz", timeout=5)
     assert sorted(world.event_ids()) == sorted(ids)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
         assert answer.status == 200

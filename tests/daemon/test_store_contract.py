@@ -14,7 +14,7 @@ from aws_world import World
 from forwarder import usage
 from forwarder.config import RedisState, SqliteState
 from forwarder.state import Held, StateStore, open_store
-from forwarder.state.base import Writes
+from forwarder.state.base import StateError, Writes
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -94,6 +94,77 @@ def test_redis_claims_hold_across_processes_until_the_lease_ends(redis_url: str)
     assert one.held_count() == 0
     one.close()
     two.close()
+
+
+def test_the_duplicate_window_is_read_for_a_whole_object_and_forgotten_behind_the_stream(store: StateStore) -> None:
+    a, b = "111111111111", "222222222222"
+    store.commit(Writes(seen={a: {"e1": 10.0, "e2": 20.0}, b: {"e1": 5.0}}))
+    store.commit(Writes(seen={a: {"e1": 99.0}}))  # seen again: the first sighting stands
+    asked = {a: ["e1", "e2", "e3"], b: ["e1", "e2"], "": ["e1"]}
+    assert store.seen(asked) == {(a, "e1"), (a, "e2"), (b, "e1")}
+    assert store.seen({a: [f"x{n}" for n in range(1200)] + ["e2"]}) == {(a, "e2")}  # beyond one query's bound
+    assert store.forget_seen({a: 15.0}) == 1  # e1 stands at 10, strictly before 15
+    assert store.seen(asked) == {(a, "e2"), (b, "e1")}
+    assert store.forget_seen({}) == 0
+
+
+def test_a_graceful_close_gives_back_the_claims_at_once(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    one = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix, claim_lease_seconds=60))
+    two = open_store(RedisState(type="redis", url=redis_url, key_prefix=prefix, claim_lease_seconds=60))
+    one.commit(Writes(holds=[_held("key:A"), _held("key:B")]))
+    assert len(one.release("key:A")) == 1 and len(two.release("key:B")) == 1
+    one.close()  # stopping: its claim on A goes, two's claim on B stays
+    assert [h.wait_on for h in two.release("key:A")] == ["key:A"]
+    assert two.claims_elsewhere() is False
+    two.close()
+
+
+def test_a_store_found_through_redis_sentinel_is_the_primary_it_names(tmp_path: Path) -> None:
+    import redis
+    from servers.redis_process import RedisProcess
+
+    from forwarder.config import RedisSentinel
+
+    with RedisProcess(tmp_path / "primary") as primary, \
+            RedisProcess(tmp_path / "sentinel", sentinel_for=primary.port) as sentinel:
+        state = RedisState(type="redis", url="redis://ignored/3", key_prefix="s:",
+                           sentinel=RedisSentinel(hosts=[f"127.0.0.1:{sentinel.port}"]))
+        store = open_store(state)
+        store.commit(Writes(values={("session", "k"): (b"via sentinel", None)}))
+        assert store.get("session", "k") == b"via sentinel"
+        store.close()
+        # Written to the primary the Sentinel names, in the URL's database.
+        assert redis.Redis(port=primary.port, db=3).hget("s:kv:session", "k") == b"via sentinel"
+    refused = RedisState(type="redis", sentinel=RedisSentinel(hosts=[f"127.0.0.1:{sentinel.port}"]))
+    with pytest.raises(StateError, match="mymaster \\(Sentinel 127.0.0.1"):
+        open_store(refused)  # the Sentinel is gone: named, not a traceback
+
+
+def test_two_processes_share_one_duplicate_window(redis_url: str, tmp_path: Path) -> None:
+    """The same records read by two processes, one after the other: the second ships none."""
+    import orjson
+    from cloudtrail import Collect, call, user
+
+    from forwarder.config import parse_config
+    from forwarder.deadletter import DeadLetter
+    from forwarder.enrich import Enricher
+    from forwarder.pipeline import Pipeline
+    from datetime import UTC, datetime, timedelta
+
+    state = RedisState(type="redis", url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:8]}:")
+    t0 = datetime(2026, 3, 31, 9, 0, tzinfo=UTC)
+    records = [call(user("222222222222", "ops"), t0 + timedelta(seconds=n)) for n in range(5)]
+    sinks = [Collect(), Collect()]
+    stores = [open_store(state), open_store(state)]
+    first, second = (Pipeline(Enricher(parse_config({"select": "all"}), store), [sink], DeadLetter(tmp_path / f"dl{n}"))
+                     for n, (store, sink) in enumerate(zip(stores, sinks)))
+    assert first.process("a", orjson.dumps({"Records": records[:3]})).delivered == 3
+    again = second.process("b", orjson.dumps({"Records": records}))
+    assert (again.duplicates, again.delivered) == (3, 2)
+    assert [d.event_id for d in sinks[1].documents] == [r["eventID"] for r in records[3:]]
+    for store in stores:
+        store.close()
 
 
 def test_a_commit_applies_everything_and_clocks_only_move_forward(store: StateStore) -> None:

@@ -8,15 +8,12 @@ afterwards, so tests neither see nor disturb each other's data.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from elasticsearch import Elasticsearch
-from es_node import Namespace, es_url, public_records
-
-from forwarder.config import Config
-from forwarder.document import Document
+from es_node import Namespace, es_url
+from search_space import documents, enriched_public
 
 @pytest.fixture(scope="session")
 def es(es_url: str) -> Iterator[Elasticsearch]:
@@ -30,22 +27,3 @@ def ns(es_url: str, es: Elasticsearch) -> Iterator[Namespace]:
     namespace = Namespace(es_url, es)
     yield namespace
     namespace.cleanup()
-
-
-@pytest.fixture(scope="session")
-def enriched_public() -> list[Document]:
-    """Every public sample record, through the real enrichment (select: all), each eventID once."""
-    from cloudtrail import enrich_objects
-
-    return enrich_objects([records for _, records in public_records()], Config(select="all")).documents
-
-
-@pytest.fixture
-def documents() -> Callable[..., list[Document]]:
-    """Enriched documents made from the shapes AWS documents (tests/cloudtrail.py)."""
-    from cloudtrail import enrich_objects
-
-    def build(records: list[dict[str, Any]], config: Config | None = None) -> list[Document]:
-        return enrich_objects([records], config or Config(select="all")).documents
-
-    return build

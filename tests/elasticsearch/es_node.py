@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
+from search_space import Space, public_records, run_node, session_node  # noqa: F401 - public_records: for tests/package
 
 from forwarder.config import ElasticsearchSink
 from forwarder.sinks.elasticsearch import ElasticsearchSink as Sink
 from forwarder.sinks.es_setup import setup_elasticsearch
-from paths import DATA, REPO
+from paths import REPO
 
 NODE_SCRIPT = REPO / "tests" / "servers" / "elasticsearch-node"
 
@@ -23,59 +20,29 @@ NODE_SCRIPT = REPO / "tests" / "servers" / "elasticsearch-node"
 @pytest.fixture(scope="session")
 def es_url() -> Iterator[str]:
     """The node's URL for the session: ES_URL, or the test node (stopped at the end if started here)."""
-    if os.environ.get("ES_URL"):
-        yield os.environ["ES_URL"]
-        return
-    was_running = subprocess.run([str(NODE_SCRIPT), "url"], capture_output=True).returncode == 0
-    url = node("start")
-    yield url
-    if not was_running:
-        node("stop")
+    yield from session_node(NODE_SCRIPT, "ES_URL")
 
 
 def node(command: str) -> str:
-    done = subprocess.run([str(NODE_SCRIPT), command], capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"elasticsearch-node {command} failed:\n{done.stderr}")
-    return done.stdout.strip()
+    return run_node(NODE_SCRIPT, command)
 
 
-class Namespace:
-    """Names for one test on the shared node, and a sink factory over them."""
+class Namespace(Space):
+    """A Space on the Elasticsearch node (tests/search_space.py), and a sink factory over it."""
 
-    def __init__(self, url: str, client: Elasticsearch) -> None:
-        self.url = url
-        self.client = client
-        self.prefix = f"fwtest-{uuid.uuid4().hex[:10]}"
-        self.pattern = f"{self.prefix}-*"
-        self.dead_letter = f"{self.prefix}-dead-letter"
-        self.sinks: list[Sink] = []
-
-    def config(self, **overrides: Any) -> ElasticsearchSink:
-        settings: dict[str, Any] = {
-            "type": "elasticsearch",
-            "hosts": [self.url],
-            "template_name": self.prefix,
-            "index": f"{self.prefix}-ct-{{%Y.%m.%d}}",
-            "dead_letter_index": self.dead_letter,
-            "max_retries": 3,
-            "retry_initial_seconds": 0.05,
-            "retry_max_seconds": 0.5,
-            "request_timeout_seconds": 20,
-            **overrides,
-        }
-        return ElasticsearchSink.model_validate(settings)
-
-    def sink(self, setup: bool = True, **overrides: Any) -> Sink:
-        cfg = self.config(**overrides)
-        if setup:
-            setup_elasticsearch(cfg)
-        sink = Sink(cfg)
-        self.sinks.append(sink)
-        return sink
+    product, model, existing, parsing_error = "elasticsearch", ElasticsearchSink, "ES_URL", "document_parsing_exception"
+    client: Elasticsearch
+    node = staticmethod(node)
+    sink_class = Sink
+    install = staticmethod(setup_elasticsearch)
 
     def refresh(self) -> None:
         self.client.indices.refresh(index=self.pattern, ignore_unavailable=True, allow_no_indices=True)
+
+    def search_ids(self, query: dict[str, Any]) -> set[str]:
+        self.refresh()
+        hits = self.client.search(index=f"{self.prefix}-ct-*", query=query, size=1000, source=False)["hits"]["hits"]
+        return {hit["_id"] for hit in hits}
 
     def count(self, query: dict[str, Any] | None = None, index: str | None = None) -> int:
         self.refresh()
@@ -90,13 +57,3 @@ class Namespace:
         templates = self.client.options(ignore_status=404).cluster.get_component_template(name=f"{self.prefix}@*")
         for entry in templates.get("component_templates", []):
             self.client.options(ignore_status=(400, 404)).cluster.delete_component_template(name=entry["name"])
-
-
-def public_records() -> list[tuple[str, list[dict[str, Any]]]]:
-    """(file name, records) of every public sample file; the test is skipped where they are absent."""
-    files = sorted((DATA / "invictus-aws-dataset").glob("*.json")) + sorted((DATA / "corpus").glob("*.json"))
-    if not files:
-        pytest.skip(f"the public CloudTrail samples are not in {DATA.resolve()}")
-    return [(path.name, json.loads(path.read_bytes())["Records"]) for path in files]
-
-

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
 import orjson
 import pytest
 from es_node import public_records
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forwarder.catalogue import load_catalogue
 from forwarder.document import Document
 from forwarder.record import MAX_DEPTH, Undecodable, decode, parse_time
-from forwarder.sinks.es_document import document_id, ecs_fields, event_time, to_es
+from forwarder.sinks import es_document
+from forwarder.sinks.es_document import document_id, ecs_fields, event_time, source_ip, to_es
 from paths import DATA
 
 VECTORS = DATA / "elastic-integration-cloudtrail" / "vectors.jsonl"
@@ -66,6 +70,48 @@ def test_source_ip_only_for_addresses() -> None:
         assert out["source"]["address"] == address
         assert out["source"].get("ip") == ip
         assert out.get("related", {}).get("ip") == ([ip] if ip else None)
+
+
+def by_ipaddress(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+# Dotted numbers near and beyond what IPv4 takes: leading zeros, too large, empty, signs, spaces,
+# non-ASCII digits; IPv6 in its forms (compressed, exploded, upper case, IPv4-mapped, scoped).
+OCTETS = st.one_of(st.integers(0, 255).map(str), st.integers(256, 99999).map(str),
+                   st.from_regex(r"0[0-9]{1,3}", fullmatch=True), st.text("0123456789", max_size=4),
+                   st.sampled_from(["", " 1", "1 ", "+1", "-0", "0x1", "\u0663", "\u00b2", "1\n"]))
+DOTTED = st.one_of(st.lists(OCTETS, min_size=4, max_size=4), st.lists(OCTETS, min_size=1, max_size=6)).map(".".join)
+EDGES = ["0.0.0.0", "255.255.255.255", "01.2.3.4", "1.2.3.04", "00.0.0.0", "256.1.1.1", "1.2.3.255", "1.2.3.256",
+         "1.2.3", "1.2.3.4.5", "1.2.3.4 ", " 1.2.3.4", "1.2.3.4\n", "\u0661.2.3.4", "1..2.3", "::", "::1", "1::",
+         "::ffff:1.2.3.4", "fe80::1%eth0", "2001:DB8::1", "2001:db8::1/64", "1.2.3.4:80", ":"]
+IPV6 = st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address).flatmap(lambda address: st.sampled_from([
+    address.compressed, address.exploded, address.compressed.upper(), f"{address.compressed}%eth0",
+    f"::ffff:{ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)}", address.compressed + ":"]))
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.text(), DOTTED, IPV6, st.from_regex(r"[0-9a-fA-F:.%]{1,45}", fullmatch=True)))
+def test_source_ip_agrees_with_ipaddress_on_any_text(value: str) -> None:
+    assert source_ip(value) == by_ipaddress(value)
+
+
+@pytest.mark.parametrize("value", EDGES)
+def test_source_ip_agrees_with_ipaddress_at_the_edges(value: str) -> None:
+    assert source_ip(value) == by_ipaddress(value)
+
+
+def test_an_ipv4_address_builds_no_ipaddress_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(value: str) -> None:
+        raise AssertionError(f"ipaddress asked about {value!r}")
+
+    monkeypatch.setattr(es_document.ipaddress, "ip_address", refuse)
+    for record in [{"sourceIPAddress": "198.51.100.7"}, {"sourceIPAddress": "ec2.amazonaws.com"},
+                   {"sourceIPAddress": "AWS Internal"}, {"sourceIPAddress": "10.0.0.256"}]:
+        ecs_fields(record, None)
 
 
 def test_times_in_the_shapes_exporters_write() -> None:

@@ -88,6 +88,23 @@ class Ledger:
             keys.append(key)
         return keys
 
+    def put_children_first(self, pairs: int) -> tuple[str, str]:
+        """Two objects: ``pairs`` calls made with sessions nobody has seen yet, then (a minute
+        later in name, a second earlier in event time) the ``pairs`` assumptions that opened
+        them. Read in that order, every call is held until its parent arrives. Returns the
+        (children's, parents') keys."""
+        start = when("2026-03-31T09:00:00Z")
+        parents = [assume(user("111111111111", "alice"), ROLE, start + timedelta(milliseconds=n)) for n in range(pairs)]
+        created = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        children = [call(session_identity(ROLE, issued_key(parent), created), start + timedelta(seconds=1, milliseconds=n))
+                    for n, parent in enumerate(parents)]
+        keys = []
+        for stamp, batch in (("0900", children), ("0901", parents)):
+            key = self.world.put_log(log_key("111111111111", "2026/03/31", stamp), batch)
+            self.objects[f"s3://{self.world.bucket}/{key}"] = [record["eventID"] for record in batch]
+            keys.append(key)
+        return keys[0], keys[1]
+
     def notify(self, keys: Iterable[str]) -> None:
         """One CloudTrail notification per object on the world's queue."""
         for key in keys:

@@ -26,7 +26,7 @@ def _config(world: World, name: str, redis_url: str) -> Path:
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("outage", [1.5, 5.0])
+@pytest.mark.parametrize("outage", [1.5, 5.0, 30.0])
 def test_redis_stopped_and_restarted_under_two_daemons_loses_nothing(world: World, ledger: Ledger, daemons: Start,
                                                                       redis_server: RedisProcess, outage: float) -> None:
     names = ("a", "b")
@@ -42,3 +42,48 @@ def test_redis_stopped_and_restarted_under_two_daemons_loses_nothing(world: Worl
     redis_server.start()
     ended = {run: run.wait(180) for run in runs}
     check(ledger.tally_ndjson(outputs, [world.tmp / f"dead-letter-{name}" for name in names]), world, ended)
+
+
+@pytest.mark.redis
+def test_a_daemon_killed_while_it_holds_claims_leaves_them_to_the_other_after_the_lease(
+        world: World, ledger: Ledger, daemons: Start, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Children held in Redis; their parents read by a daemon whose sink never confirms (its
+    collector holds the acks), so it dies holding the children's claims. The other daemon ships
+    parents and children, resolved, once the lease is over: nothing lost, nothing left held."""
+    import uuid
+
+    import redis
+    from servers.hec_server import HecServer, Token
+
+    token = "6a5d2f0b-3c4e-4f70-9b8c-0d1e2f3a4b5c"
+    monkeypatch.setenv("TEST_HEC_TOKEN", token)
+    prefix = f"kill{uuid.uuid4().hex[:8]}:"
+    state = {"type": "redis", "url": redis_url, "key_prefix": prefix}
+    children, parents = ledger.put_children_first(20)
+    ledger.notify([children])
+    run = daemons(world.config(state=state), "--exit-when-idle", "3", name="holder")
+    assert run.wait(60) == 0
+    assert world.documents() == []
+    client = redis.Redis.from_url(redis_url)
+    assert client.scard(f"{prefix}held:all") == 20  # the children wait for their parents
+
+    with HecServer([Token(token, ack=True)]) as hec:
+        hec.hold_acks()  # the events arrive, but the collector never confirms them
+        stuck_config = world.config(state=state, sinks=[{
+            "type": "splunk_hec", "url": hec.url, "token": {"env": "TEST_HEC_TOKEN"}, "ack": True,
+            "ack_timeout_seconds": 120, "ack_poll_seconds": 0.2}])
+        stuck_config = stuck_config.rename(world.tmp / "forwarder-stuck.yaml")
+        ledger.notify([parents])
+        stuck = daemons(stuck_config, name="stuck")
+        claims = lambda: list(client.scan_iter(match=f"{prefix}claim:*"))  # noqa: E731
+        wait_for("the stuck daemon claimed the children", lambda: len(claims()) == 20, 60)
+        stuck.kill()  # SIGKILL: its claims stay until their lease (3 s) runs out
+
+    final = world.config(state=state)
+    shipper = daemons(final, "--exit-when-idle", "6", name="shipper")
+    code = shipper.wait(120)
+    check(ledger.tally_ndjson([world.output], [world.dead_letter]), world, {shipper: code})
+    shipped = {doc["eventID"]: doc for doc in world.documents()}
+    child_ids = ledger.objects[f"s3://{world.bucket}/{children}"]
+    assert all(shipped[event_id]["assumerole"]["chain"]["resolved"] is True for event_id in child_ids)
+    assert client.scard(f"{prefix}held:all") == 0 and claims() == []

@@ -11,11 +11,12 @@ from aws_world import World
 from ledger import Ledger, Start, check, with_settings
 from servers.s3_front import INTERNAL_ERROR, RESET, SLOW_DOWN, TRUNCATE, FaultFront
 
-# botocore retries one call up to 5 times (retries.max_attempts in forwarder/aws.py, retries not
-# counting the first attempt): 2 faults pass inside the SDK, 6 reach the forwarder. A body cut
-# short fails after the call returned: the SDK never retries that.
-WITHIN_THE_SDK = [[INTERNAL_ERROR] * 2, [SLOW_DOWN] * 2, [RESET] * 2]
-TO_THE_FORWARDER = [[INTERNAL_ERROR] * 6, [SLOW_DOWN] * 6, [RESET] * 6, [TRUNCATE], [TRUNCATE, RESET, TRUNCATE]]
+# The CRT's S3 client (forwarder/sources/s3get.py) retries one GetObject up to 5 times
+# (s3get.RETRIES, not counting the first attempt), a body cut short as well as an error or a
+# reset: 2 faults pass inside the SDK, 6 reach the forwarder.
+WITHIN_THE_SDK = [[INTERNAL_ERROR] * 2, [SLOW_DOWN] * 2, [RESET] * 2, [TRUNCATE] * 2, [TRUNCATE, RESET]]
+TO_THE_FORWARDER = [[INTERNAL_ERROR] * 6, [SLOW_DOWN] * 6, [RESET] * 6, [TRUNCATE] * 6,
+                    [TRUNCATE, RESET, SLOW_DOWN, TRUNCATE, INTERNAL_ERROR, TRUNCATE]]
 
 
 def test_transient_s3_faults_are_retried_as_warnings_and_lose_nothing(world: World, ledger: Ledger, daemons: Start,

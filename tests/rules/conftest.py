@@ -26,6 +26,7 @@ DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 sys.path.insert(0, str(REPO / "tests" / "elasticsearch"))
 
 from es_node import Namespace, es_url  # noqa: E402
+from search_space import indexed_stories  # noqa: E402
 
 from scenario import SCENARIO_CONFIG, scenario_objects  # noqa: E402
 
@@ -81,14 +82,5 @@ def indexed(es_url: str, demo_docs: list[Document], scenario: tuple[list[Documen
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(es_url, request_timeout=60)
-    spaces = {}
-    for name, docs in (("demo", demo_docs), ("scenario", scenario[0])):
-        space = Namespace(es_url, client)
-        delivery = space.sink().send(docs)
-        assert not delivery.rejected, delivery.rejected
-        space.refresh()
-        spaces[name] = space
-    yield spaces
-    for space in spaces.values():
-        space.cleanup()
+    yield from indexed_stories(lambda: Namespace(es_url, client), {"demo": demo_docs, "scenario": scenario[0]})
     client.close()

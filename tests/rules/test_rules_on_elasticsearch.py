@@ -4,11 +4,14 @@ rule's query with its aggregation finds its burst and no other."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sigma.correlations import SigmaCorrelationRule
+
+from scenario import BASELINE_RULES
 
 from forwarder.document import Document
 from forwarder.rules.convert import Converted, convert
@@ -78,6 +81,8 @@ def demo_expected(docs: list[Document]) -> dict[str, set[str]]:
         "cloudtrail_signin_token_from_role_session": set(),
         "cloudtrail_trust_policy_enumeration": set(),
         "cloudtrail_trust_policy_external_principal": set(),
+        # One day: the behaviour baseline is still learning, and the story's addresses are documentation ones.
+        **{rule: set() for rule in BASELINE_RULES},
     }
 
 
@@ -113,17 +118,23 @@ def _base(threshold: Converted) -> str:
     return str(rule.rules[0].rule.name)
 
 
-def _check_queries(space: Any, rules: Path, expected: dict[str, set[str]]) -> None:
+def check_queries(results: list[Converted], found: Callable[[str], set[str]], expected: dict[str, set[str]]) -> None:
+    """Each query finds exactly its rule's expected events; a burst (a JSON rule or monitor)
+    accounts for its base rule, whose events its own test checks."""
     checked, counted = set(), set()
-    for converted in _queries(rules):
-        if converted.threshold:
+    for converted in results:
+        if isinstance(converted.outputs[0], dict):
             counted.add(_base(converted))
             continue
         name = converted.rule.name
         assert name in expected, f"no expectation for rule {name}"
-        assert _found(space, converted.outputs[0]) == expected[name], name
+        assert found(converted.outputs[0]) == expected[name], name
         checked.add(name)
     assert checked | counted == set(expected)
+
+
+def _check_queries(space: Any, rules: Path, expected: dict[str, set[str]]) -> None:
+    check_queries(_queries(rules), lambda query: _found(space, query), expected)
 
 
 def _seconds(text: str) -> int:

@@ -13,9 +13,10 @@ from servers.ports import free_port
 
 
 class RedisProcess:
-    """redis-server on 127.0.0.1, without persistence."""
+    """redis-server on 127.0.0.1, without persistence unless asked; or a Sentinel."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, sentinel_for: int | None = None,
+                 persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (tests/servers/install-system-packages installs it)")
@@ -23,6 +24,8 @@ class RedisProcess:
         self.workdir = workdir
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.sentinel_for = sentinel_for  # a Sentinel watching the primary on that port, as "mymaster"
+        self.persistent = persistent  # an append-only file in workdir: what it holds outlives a restart
 
     @property
     def url(self) -> str:
@@ -30,11 +33,14 @@ class RedisProcess:
 
     def start(self, timeout: float = 10.0) -> RedisProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        command = [self.binary]
+        if self.sentinel_for is not None:
+            conf = self.workdir / "sentinel.conf"  # Sentinel rewrites its file: one of its own
+            conf.write_text(f"sentinel monitor mymaster 127.0.0.1 {self.sentinel_for} 1\n")
+            command += [str(conf), "--sentinel"]
+        command += ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always", "--dir", str(self.workdir)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
             try:

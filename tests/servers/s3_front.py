@@ -9,11 +9,12 @@ endpoint, pass through untouched. The faults are what S3 and the networks in fro
 * ``RESET``: the connection reset (TCP RST) before any answer;
 * ``TRUNCATE``: the real answer's headers (its full Content-Length) and half of its body, then
   the connection closed;
+* ``STALL``: headers, then nothing, until the client gives up (or 30 s pass);
 * ``answer(status, body)``: any answer, for other upstreams (a collector answering garbage).
 
 A schedule is per key and is used up in order, one fault per matching request; requests
 beyond it are forwarded. ``served`` tells which faults went out, so a test can show that its
-faults happened.
+faults happened; ``requests`` holds every request's method, path and headers.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ INTERNAL_ERROR = s3_error(500, "InternalError", "We encountered an internal erro
 SLOW_DOWN = s3_error(503, "SlowDown", "Please reduce your request rate.")
 RESET = Fault("reset")
 TRUNCATE = Fault("truncate")
+STALL = Fault("stall")
 
 
 def s3_get_object(method: str, path: str) -> str | None:
@@ -84,6 +86,7 @@ class FaultFront(Background):
         self._lock = threading.Lock()
         self._plans: dict[str, list[Fault]] = {}
         self.served: list[tuple[str, str]] = []  # (schedule key, fault kind), in the order served
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers), as they came
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.front = self  # type: ignore[attr-defined]
@@ -145,7 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.front.requests.append((self.command, self.path, dict(self.headers.items())))
         fault = self.front.take(self.command, self.path)
+        if fault is not None and fault.kind == "stall":
+            self._stall()
+            return
         if fault is not None and fault.kind == "reset":
             self._reset()
             return
@@ -188,6 +195,18 @@ class _Handler(BaseHTTPRequestHandler):
             return response.status, response.reason, kept, data
         finally:
             connection.close()
+
+    def _stall(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.settimeout(30)
+        try:
+            self.connection.recv(1)  # returns when the client closes the connection
+        except OSError:
+            pass
 
     def _reset(self) -> None:
         # SO_LINGER 0: close sends RST, not FIN, as a load balancer dropping the connection does.

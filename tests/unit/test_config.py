@@ -61,7 +61,7 @@ def test_errors_name_the_file_and_the_key(tmp_path: Path, text: str, named: str)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("sinks: [{path: out.ndjson}]", "sinks.0: 'type' is missing: give one of ndjson, elasticsearch or splunk_hec"),
+    ("sinks: [{path: out.ndjson}]", "sinks.0: 'type' is missing: give one of ndjson, elasticsearch, opensearch or splunk_hec"),
     ("source: {queue_url: 'https://sqs.eu-west-1.amazonaws.com/111111111111/q'}",
      "source: 'type' is missing: give one of files, sqs or s3"),
 ])

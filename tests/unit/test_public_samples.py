@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from forwarder.cli import main
+from cloudtrail import without_baseline
 from paths import DATA
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"public samples not present at {DATA}")
@@ -31,7 +32,7 @@ def test_invictus_failures_and_service_linked_roles(capsys: pytest.CaptureFixtur
 def test_whole_delivery_files_select_the_same_records(capsys: pytest.CaptureFixture[str]) -> None:
     corpus = {d["eventID"]: d for d in enrich(capsys, DATA / "corpus" / "invictus-ir-aws-dataset.json")}
     delivered = {d["eventID"]: d for d in enrich(capsys, DATA / "invictus-aws-dataset")}
-    assert all(delivered[event_id]["assumerole"] == doc["assumerole"] for event_id, doc in corpus.items())
+    assert all(without_baseline(delivered[event_id]["assumerole"]) == without_baseline(doc["assumerole"]) for event_id, doc in corpus.items())
     # Beside them, the calls of two IAM users' console sessions: signed with temporary (ASIA) keys
     # that no logged STS call issued, the user itself stands behind them.
     console = [doc for event_id, doc in delivered.items() if event_id not in corpus]
@@ -40,7 +41,7 @@ def test_whole_delivery_files_select_the_same_records(capsys: pytest.CaptureFixt
     for doc in console:
         identity, chain = doc["userIdentity"], doc["assumerole"]["chain"]
         assert identity["type"] == "IAMUser" and identity["accessKeyId"].startswith("ASIA")
-        assert doc["assumerole"]["session"] == {"access_key_id": identity["accessKeyId"]}
+        assert without_baseline(doc["assumerole"])["session"] == {"access_key_id": identity["accessKeyId"]}
         assert chain["origin"]["arn"] == identity["arn"] and chain["depth"] == 0 and chain["resolved"] is True
     assert sum(doc.get("sessionCredentialFromConsole") == "true" for doc in console) == 256
 

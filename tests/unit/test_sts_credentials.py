@@ -33,6 +33,7 @@ from cloudtrail import (
     thin,
     user,
     web_identity,
+    without_baseline,
 )
 from forwarder.config import parse_config
 
@@ -67,7 +68,7 @@ def run(mode: str, objects: list[list[dict]]) -> dict[str, dict]:
     children back until their parents come, a batch resolves over the whole input."""
     delivered = objects[::-1]
     sink = enrich_objects(delivered, BATCH) if mode == "batch" else enrich_objects(delivered, DAEMON, batch=False)
-    docs = {event_id: doc["assumerole"] for event_id, doc in sink.by_event().items()}
+    docs = {event_id: without_baseline(doc["assumerole"]) for event_id, doc in sink.by_event().items()}
     assert len(docs) == sum(map(len, objects)), "every record ships (none is left waiting)"
     return docs
 

@@ -1,0 +1,205 @@
+"""What the behaviour baseline costs: CPU per record on and off, state bytes per thousand pairs,
+and the Redis round trips it adds per object.
+
+    python benchmarks/baseline_cost.py [--copies 100] [--runs 3] [--pairs 1000] [--skip-cpu]
+
+1. CPU: `forwarder enrich` on enrich_throughput.py's input (the invictus records, COPIES times),
+   baseline on (the default) and off, each in its own process pinned to one core; user + system
+   seconds of that process, best of RUNS.
+2. Bytes: PAIRS (subject, role) pairs, each assumed on 30 consecutive days (three times a day,
+   from two networks, in office hours), committed through the enricher's own code into SQLite
+   and into Redis; the baseline's stored bytes (SQLite: the values' length; Redis: MEMORY USAGE
+   of its hash), per thousand pairs. Every pair has its subject and its role to itself here: the
+   figure is the upper bound of an organisation where nobody shares a role.
+3. Round trips: the same objects through a Redis store, counting the writes to the socket
+   (a pipeline is one), baseline on and off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).resolve().parents[1] / "tests")]
+
+from enrich_throughput import DATA, build  # noqa: E402 - beside this script
+
+USAGE = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+"""
+
+
+def cpu_seconds(command: list[str]) -> tuple[float, int]:
+    """CPU seconds and peak RSS (KiB) of one child process on one core."""
+    pinned = ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
+    done = subprocess.run([sys.executable, "-c", USAGE, *pinned], check=True, capture_output=True, text=True)
+    seconds, peak = done.stdout.split()[-2:]
+    return float(seconds), int(peak)
+
+
+def cpu(copies: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        records = build(copies, root / "input")
+        quarter = build(max(1, copies // 4), root / "quarter")
+        off = root / "off.yaml"
+        off.write_text("baseline: {enabled: false}\n")
+        forwarder = [sys.executable, "-m", "forwarder", "enrich"]
+        print(f"input: {records} records, python {sys.version.split()[0]}")
+        results = {}
+        for label, command, count in (
+                ("baseline off", [*forwarder, "--config", str(off), str(root / "input")], records),
+                ("baseline on (default)", [*forwarder, str(root / "input")], records),
+                ("baseline on, a quarter of the files", [*forwarder, str(root / "quarter")], quarter)):
+            measured = [cpu_seconds(command) for _ in range(runs)]
+            results[label] = min(m[0] for m in measured)
+            print(f"{label:36} {results[label]:8.2f} s CPU  {results[label] / count * 1e6:7.2f} µs/record  "
+                  f"peak RSS {max(m[1] for m in measured) / 1024:6.1f} MiB")
+        extra = results["baseline on (default)"] / results["baseline off"] - 1
+        print(f"the baseline costs {extra:.1%} more CPU")
+
+
+def _objects(pairs: int) -> list[list[dict[str, Any]]]:
+    """Per day, one object per hundred pairs: each pair assumed three times that day."""
+    from cloudtrail import assume, user
+
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    objects = []
+    for day in range(30):
+        for first in range(0, pairs, 100):
+            records = []
+            for n in range(first, min(first + 100, pairs)):
+                who = user("111111111111", f"person{n:05d}")
+                for hour in (0, 3, 6):
+                    record = assume(who, f"arn:aws:iam::222222222222:role/Role{n:05d}",
+                                    start + timedelta(days=day, hours=hour, minutes=n % 60))
+                    record["sourceIPAddress"] = f"85.214.{n % 250}.{hour + 1}" if hour else f"91.64.{n % 250}.9"
+                    records.append(record)
+            objects.append(records)
+    return objects
+
+
+def _through(store: Any, objects: list[list[dict[str, Any]]], enabled: bool = True) -> None:
+    import orjson
+
+    from forwarder.config import parse_config
+    from forwarder.deadletter import StderrDeadLetter
+    from forwarder.enrich import Enricher
+    from forwarder.pipeline import Pipeline
+
+    config = parse_config({"baseline": {"enabled": enabled}})
+    pipeline = Pipeline(Enricher(config, store, batch=True), [], StderrDeadLetter())
+    for number, records in enumerate(objects):
+        pipeline.process(f"object-{number}.json", orjson.dumps({"Records": records}))
+
+
+def storage(pairs: int) -> None:
+    from forwarder.state.sqlite import SqliteStore
+
+    objects = _objects(pairs)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "state.db")
+        _through(store, objects)
+        rows = store._db.execute(  # noqa: SLF001 - the figure is the store's own bytes
+            "SELECT substr(key, 1, 1), count(*), sum(length(key) + length(value)) FROM kv WHERE kind='baseline' "
+            "GROUP BY 1").fetchall()
+        store.close()
+    found = {family: (count, size) for family, count, size in rows}
+    learnt = sum(size for family, (_, size) in found.items() if family in "psrga")
+    print(f"SQLite: {pairs} pairs: {learnt / pairs * 1000 / 2**20:.2f} MiB per thousand pairs (their pair, subject "
+          f"and role values, keys included); beside them {found.get('k', (0, 0))[0]} session keys' issuances, "
+          f"{found.get('k', (0, 0))[1] / max(1, found.get('k', (1, 0))[0]):.0f} bytes each (kept while a session lives)")
+    with _redis() as url:
+        if url is None:
+            return
+        import redis as client
+
+        from forwarder.config import RedisState
+        from forwarder.state.redis import RedisStore
+
+        redis_store = RedisStore(RedisState(type="redis", url=url, key_prefix="bench:"))
+        _through(redis_store, objects)
+        used = client.Redis.from_url(url).memory_usage("bench:kv:baseline", samples=0)
+        print(f"Redis: {used / pairs * 1000 / 2**20:.2f} MiB per thousand pairs (MEMORY USAGE of the baseline hash, "
+              "the session keys' issuances included)")
+        for enabled in (False, True):
+            counted = _round_trips(url, objects[:50], enabled)
+            print(f"Redis round trips per object, baseline {'on ' if enabled else 'off'}: {counted:.1f} "
+                  f"(objects of 300 assumptions)")
+        redis_store.close()
+
+
+def _round_trips(url: str, objects: list[list[dict[str, Any]]], enabled: bool) -> float:
+    import redis.connection
+
+    from forwarder.config import RedisState
+    from forwarder.state.redis import RedisStore
+
+    store = RedisStore(RedisState(type="redis", url=url, key_prefix=f"trips{int(enabled)}:"))
+    sent = 0
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        nonlocal sent
+        sent += 1
+        original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        _through(store, objects, enabled)
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+        store.close()
+    return sent / len(objects)
+
+
+class _redis:
+    """A redis-server of this run's own on a free port (tests/servers/redis_process.py)."""
+
+    def __enter__(self) -> str | None:
+        from servers.redis_process import RedisProcess
+
+        self._dir = tempfile.TemporaryDirectory()
+        try:
+            self._server = RedisProcess(Path(self._dir.name))
+        except FileNotFoundError as exc:
+            print(f"Redis: skipped ({exc})")
+            self._server = None
+            return None
+        self._server.__enter__()
+        return self._server.url
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.__exit__(*exc)
+        self._dir.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--skip-cpu", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_cpu:
+        if not DATA.is_dir():
+            sys.exit(f"needs the public samples at {DATA}")
+        cpu(args.copies, args.runs)
+    storage(args.pairs)
+    print(f"(peak RSS of this script: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB, cpu {os.cpu_count()})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The daemon end to end at full speed: SQS notifications in, every record (`select: all`) out
+to a bulk endpoint, next to the floor of merely parsing the same files and to `forwarder enrich`.
+
+    python benchmarks/daemon_bulk.py [--copies 20] [--sink elasticsearch|splunk_hec|both]
+
+Input: the invictus records 20 times with fresh eventIDs and access keys (enrich_throughput.py),
+~1,100 gzipped objects of ~53 records as delivered, uploaded to moto server, announced on one
+SQS queue by S3 event notifications of ten objects a message. The forwarder runs pinned to core
+0; moto and the sink's server to core 1. The Elasticsearch sink ships to
+tests/servers/bulk_endpoint.py (accepts everything at once, answering as Elasticsearch does);
+the HEC sink to tests/servers/hec_server.py (the tests' strict HEC, acknowledgements off).
+
+Reported: records/s by wall (the first process start to the last document the server took) and
+per CPU second of the forwarder's process (start-up included); bulk requests, documents per
+request and bytes per document; and the forwarder's CPU per object split into fetch (the S3
+request and body), read (inflate, split), enrich, ship (serialising and sending, in the
+sinks' workers) and the rest (SQS, commits, the loop). Then the floor (gzip + orjson loads and
+dumps of every record, no I/O) and `forwarder enrich` on the same files, start-up included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from daemon_sqs import MOTO_CORE, Moto, _free_port, _pin  # noqa: E402
+from enrich_throughput import DATA, FLOOR, build  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FORWARDER_CORE = 0
+IDLE_SECONDS = 2.0
+
+# The forwarder's CLI in this process, with the CPU of each stage taken per thread (the object
+# threads fetch, read and enrich; the sinks' workers ship), written to BENCH_OUT at exit.
+STAGED = """
+import os, sys, threading, time
+import orjson
+import forwarder.cli, forwarder.enrich.enricher, forwarder.pipeline, forwarder.sources.objects, forwarder.sinks.batching
+
+spent = {"handle": 0.0, "process": 0.0, "read": 0.0, "enrich": 0.0, "ship": 0.0, "objects": 0, "records": 0}
+lock = threading.Lock()
+
+def staged(owner, name, stage):
+    original = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        start = time.thread_time()
+        result = original(*args, **kwargs)
+        with lock:
+            spent[stage] += time.thread_time() - start
+            if stage == "process":
+                spent["objects"] += 1
+                spent["records"] += result.records
+        return result
+    setattr(owner, name, wrapper)
+
+staged(forwarder.sources.objects.ObjectHandler, "handle", "handle")
+staged(forwarder.pipeline.Pipeline, "process", "process")
+staged(forwarder.pipeline, "read_object", "read")
+staged(forwarder.enrich.enricher.Enricher, "enrich_records", "enrich")
+staged(forwarder.sinks.batching.Batching, "_send", "ship")
+code = forwarder.cli.main(sys.argv[1:])
+with open(os.environ["BENCH_OUT"], "wb") as out:
+    out.write(orjson.dumps(spent))
+sys.exit(code)
+"""
+
+
+def _server(command: list[str], port: int, ready: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(_pin(MOTO_CORE, command), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=1)
+            return process
+        except urllib.error.HTTPError:
+            return process  # answering, if only to refuse
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{command[0]} did not start")
+
+
+def _sink(kind: str, scratch: Path) -> tuple[dict[str, Any], subprocess.Popen[bytes], str | None]:
+    port = _free_port()
+    if kind == "elasticsearch":
+        server = _server([sys.executable, "tests/servers/bulk_endpoint.py", "--port", str(port)], port, "/")
+        return ({"type": "elasticsearch", "hosts": [f"http://127.0.0.1:{port}"], "check_templates": False},
+                server, f"http://127.0.0.1:{port}/_bench")
+    token = "0b6e4bd3-5a3c-4f1e-9d2a-7c8b9e0f1a2b"
+    os.environ["BENCH_HEC_TOKEN"] = token
+    server = _server([sys.executable, "-c", HEC, str(port), token], port, "/services/collector/health")
+    return ({"type": "splunk_hec", "url": f"http://127.0.0.1:{port}", "token": {"env": "BENCH_HEC_TOKEN"}},
+            server, None)
+
+
+# The tests' HEC server as a process of its own, keeping counts instead of events.
+HEC = """
+import sys, json, time
+sys.path.insert(0, "tests")
+from servers.hec_server import HecServer, Token
+server = HecServer([Token(sys.argv[2])], port=int(sys.argv[1]), keep_events=False)
+server.start()
+while True:
+    time.sleep(3600)
+"""
+
+
+def daemon_run(moto: Moto, keys: list[str], kind: str, scratch: Path, concurrency: int) -> dict[str, float]:
+    moto.queues += 1
+    queue = moto.sqs.create_queue(QueueName=f"bulk-{moto.queues}")["QueueUrl"]
+    for start in range(0, len(keys), 10):
+        moto.sqs.send_message(QueueUrl=queue, MessageBody=orjson.dumps({"Records": [
+            {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+             "s3": {"bucket": {"name": moto.bucket}, "object": {"key": key}}} for key in keys[start:start + 10]]}).decode())
+    sink, server, stats = _sink(kind, scratch)
+    run_dir = scratch / f"run-{moto.queues}"
+    run_dir.mkdir()
+    config = run_dir / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "select": "all",
+        "source": {"type": "sqs", "queue_url": queue, "wait_time_seconds": 1, "concurrency": concurrency},
+        "state": {"type": "sqlite", "path": str(run_dir / "state.db")},
+        "sinks": [sink],
+        "dead_letter": {"path": str(run_dir / "dead")},
+        "metrics": {"listen": None},
+        "logging": {"level": "WARNING"},
+    }))
+    out = run_dir / "stages.json"
+    begin = time.time()
+    process = subprocess.Popen(_pin(FORWARDER_CORE, [sys.executable, "-c", STAGED, "run", "--config", str(config),
+                                                     "--exit-when-idle", str(IDLE_SECONDS)]),
+                               cwd=REPO, env=dict(os.environ, **moto.env, BENCH_OUT=str(out)))
+    _, status, usage = os.wait4(process.pid, 0)
+    ended = time.time() - IDLE_SECONDS  # its idle tail, before --exit-when-idle let it go
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the forwarder failed")
+    counts = orjson.loads(urllib.request.urlopen(stats, timeout=5).read()) if stats else None
+    server.terminate()
+    server.wait(10)
+    moto.sqs.delete_queue(QueueUrl=queue)
+    spent = orjson.loads(out.read_bytes())
+    cpu = usage.ru_utime + usage.ru_stime
+    objects = spent["objects"] or 1
+    figures: dict[str, float] = {"cpu s": cpu, "objects": spent["objects"], "records": spent["records"]}
+    if counts is not None:
+        figures.update({"records/s wall": counts["documents"] / (counts["last"] - begin),
+                        "records/s per CPU s": counts["documents"] / cpu, "documents": counts["documents"],
+                        "bulk requests": counts["requests"], "documents per request": counts["documents"] / counts["requests"],
+                        "bytes per document": counts["bytes"] / counts["documents"]})
+    else:
+        figures.update({"records/s wall": spent["records"] / (ended - begin), "records/s per CPU s": spent["records"] / cpu})
+    fetch = spent["handle"] - spent["process"]
+    figures.update({f"{stage} ms/object": 1000 * value / objects for stage, value in (
+        ("fetch", fetch), ("read", spent["read"]), ("enrich", spent["enrich"]), ("ship", spent["ship"]),
+        ("commit and rest", cpu - fetch - spent["read"] - spent["enrich"] - spent["ship"]))})
+    return figures
+
+
+def floor_and_enrich(files: Path, records: int) -> dict[str, float]:
+    start = time.perf_counter()
+    subprocess.run(_pin(FORWARDER_CORE, [sys.executable, "-c", FLOOR, str(files)]), check=True, stdout=subprocess.DEVNULL)
+    floor = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run(_pin(FORWARDER_CORE, [sys.executable, "-m", "forwarder", "enrich", "--config", str(files.parent / "all.yaml"),
+                                         str(files)]), check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+    enrich = time.perf_counter() - start
+    return {"floor records/s": records / floor, "enrich records/s (start-up included)": records / enrich}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=int, default=20)
+    parser.add_argument("--sink", default="both", choices=["elasticsearch", "splunk_hec", "both"])
+    parser.add_argument("--concurrency", type=int, default=None, help="source.concurrency (default: the forwarder's)")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"{DATA} not found: set FORWARDER_SHARED to the shared folder")
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = Path(temporary)
+        files = scratch / "files"
+        records = build(args.copies, files)
+        (scratch / "all.yaml").write_text("select: all\n")
+        moto = Moto(scratch)
+        try:
+            keys = moto.upload(files, "in")
+            print(f"{records:,} records in {len(keys):,} objects")
+            concurrency = args.concurrency or 8
+            for kind in (["elasticsearch", "splunk_hec"] if args.sink == "both" else [args.sink]):
+                figures = daemon_run(moto, keys, kind, scratch, concurrency)
+                print(f"{kind}: " + " | ".join(f"{k} {v:,.2f}" for k, v in figures.items()))
+        finally:
+            moto.close()
+        print(" | ".join(f"{k} {v:,.0f}" for k, v in floor_and_enrich(files, records).items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""One baseline value: what was seen of a subject, a role, a pair, a session key, in event time.
+
+Kind ``baseline`` in the state store. A step folds what its records teach into a delta (a
+profile with the bounds that apply, ``Bounds``), and the store merges each delta into what it
+holds inside its commit (``merged``; the Redis store runs the same merge in Lua,
+forwarder/baseline/redis_merge.py). The merge is a join: commutative, associative and
+idempotent. Two processes add up instead of overwriting each other, and the same observation
+merged twice (a step still in work seen beside the commit that made it durable, the same
+stream read again) counts once:
+
+* ``first`` / ``last``: the earliest and latest observation;
+* ``facets``: named sets of values (networks, countries, hours of the week, days active,
+  roles...), each value with its first and last observation; past ``Bounds.cap`` values the least
+  recently seen go, and a value not seen for ``Bounds.keep`` seconds before the profile's last goes;
+* ``attrs``: named single values (text), the earliest observation's standing (where a session was issued);
+* ``days``: per local day, a bottom-k sample of the day's events: for each of the ``Bounds.sample``
+  smallest 32-bit hashes of an eventID, its event time. Below ``sample`` events a day counts
+  exactly; above, the count is estimated from the sample (k-minimum-values), and the same event
+  seen twice is one hash. Days more than ``Bounds.days`` before the latest go. Stored as a flat
+  list ``[hash, time, hash, time...]`` in the order of the hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+HASH_SPACE = 2**32
+
+
+@dataclass(slots=True, frozen=True)
+class Bounds:
+    """What a profile keeps, carried in every delta so the store needs no configuration."""
+
+    cap: int  # values per facet
+    keep: int  # seconds a value (and the whole profile, after its last observation) is kept
+    days: int  # days of counts kept before the latest
+    sample: int  # hashes kept per day
+
+
+@dataclass(slots=True)
+class Profile:
+    first: int
+    last: int
+    facets: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # facet -> value -> [first, last]
+    attrs: dict[str, list[Any]] = field(default_factory=dict)  # name -> [value (text), time]
+    days: dict[str, dict[int, int]] = field(default_factory=dict)  # day ordinal -> hash -> event time
+
+    # -- what a step observes ----------------------------------------------------------------
+
+    @classmethod
+    def at(cls, moment: int) -> Profile:
+        return cls(moment, moment)
+
+    def see(self, facet: str, value: str, moment: int) -> None:
+        seen = self.facets.setdefault(facet, {})
+        known = seen.get(value)
+        seen[value] = [moment, moment] if known is None else [min(known[0], moment), max(known[1], moment)]
+        self._widen(moment)
+
+    def fix(self, name: str, value: str, moment: int) -> None:
+        known = self.attrs.get(name)
+        if known is None or (moment, value) < (known[1], known[0]):
+            self.attrs[name] = [value, moment]
+        self._widen(moment)
+
+    def count(self, day: int, event_id: str, moment: int) -> None:
+        kept = self.days.setdefault(str(day), {})
+        digest = event_hash(event_id)
+        kept[digest] = min(kept.get(digest, moment), moment)
+        self._widen(moment)
+
+    def absorb(self, other: Profile) -> None:
+        """Add ``other`` into this profile in place, without bounds (a view, a step's delta: the
+        bounds are the store's merge's); ``other`` is left as it is."""
+        for name, values in other.facets.items():
+            seen = self.facets.setdefault(name, {})
+            for value, (f, l) in values.items():
+                known = seen.get(value)
+                seen[value] = [f, l] if known is None else [min(known[0], f), max(known[1], l)]
+        for name, (value, moment) in other.attrs.items():
+            known = self.attrs.get(name)
+            if known is None or (moment, value) < (known[1], known[0]):
+                self.attrs[name] = [value, moment]
+        for day, kept in other.days.items():
+            mine = self.days.setdefault(day, {})
+            for digest, moment in kept.items():
+                mine[digest] = min(mine.get(digest, moment), moment)
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+
+    def copy(self) -> Profile:
+        fresh = Profile(self.first, self.last)
+        fresh.absorb(self)
+        return fresh
+
+    def _widen(self, moment: int) -> None:
+        self.first, self.last = min(self.first, moment), max(self.last, moment)
+
+    # -- what a judgement reads --------------------------------------------------------------
+
+    def seen_before(self, facet: str, value: str, moment: int) -> bool:
+        known = self.facets.get(facet, {}).get(value)
+        return known is not None and known[0] < moment
+
+    def values_before(self, facet: str, moment: int) -> list[str]:
+        """The facet's values first seen before ``moment``, the earliest first (what was seen
+        after ``moment`` changes neither the list nor its order: a replay says the same)."""
+        seen = self.facets.get(facet, {})
+        return [v for v, (f, _) in sorted(seen.items(), key=lambda item: (item[1][0], item[0])) if f < moment]
+
+    def count_before(self, facet: str, moment: int) -> int:
+        return sum(1 for f, _ in self.facets.get(facet, {}).values() if f < moment)
+
+    def sample(self, day: int, sample: int) -> dict[int, int]:
+        """The day's bottom-k sample, cut to ``sample`` (a view may hold more)."""
+        kept = self.days.get(str(day), {})
+        return kept if len(kept) <= sample else dict(sorted(kept.items())[:sample])
+
+
+def event_hash(event_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=4).digest(), "big")
+
+
+def day_total(kept: dict[int, int], sample: int) -> float:
+    """Events of a day from its bottom-k sample: exact below the sample size, else estimated
+    (k-minimum-values: the k-th smallest of uniform hashes says how many there were)."""
+    if len(kept) < sample:
+        return float(len(kept))
+    return (len(kept) - 1) * HASH_SPACE / (max(kept) + 1)
+
+
+# -- serialised form, and the merge ------------------------------------------------------------
+
+
+def dump(profile: Profile, bounds: Bounds | None = None) -> bytes:
+    """A stored value, or (with ``bounds``) a step's delta."""
+    days = {day: [n for item in sorted(kept.items()) for n in item] for day, kept in profile.days.items()}
+    data: dict[str, Any] = {"first": profile.first, "last": profile.last, "facets": profile.facets,
+                            "attrs": profile.attrs, "days": days}
+    if bounds is not None:
+        data["bounds"] = [bounds.cap, bounds.keep, bounds.days, bounds.sample]
+    return orjson.dumps(data)
+
+
+def parse(value: bytes) -> tuple[Profile, Bounds | None]:
+    data = orjson.loads(value)
+    # Redis's Lua writes an empty table as {} either way. The numbers are whole seconds and
+    # hashes both ways (cjson writes integers below 10^14 as integers).
+    facets, attrs, days = data["facets"], data["attrs"], data["days"]
+    if not (isinstance(facets, dict) and isinstance(attrs, dict) and isinstance(days, dict)):
+        raise TypeError("not a baseline value")
+    profile = Profile(int(data["first"]), int(data["last"]), facets, attrs,
+                      {day: dict(zip(flat[0::2], flat[1::2], strict=True)) if flat else {} for day, flat in days.items()})
+    bounds = data.get("bounds")
+    return profile, Bounds(*(int(b) for b in bounds)) if bounds is not None else None
+
+
+def readable(value: bytes) -> Profile | None:
+    """A stored value, or None for one this version cannot read: it starts afresh."""
+    try:
+        return parse(value)[0]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def merged(stored: bytes | None, delta: bytes) -> tuple[Profile, int]:
+    """What the store holds after ``delta`` is merged into ``stored``, and when it expires."""
+    profile, bounds = parse(delta)
+    assert bounds is not None, "a delta carries its bounds"
+    known = readable(stored) if stored is not None else None
+    result = _bounded(known, profile, bounds) if known is not None else _bounded(profile, Profile(profile.first, profile.last), bounds)
+    return result, result.last + bounds.keep
+
+
+def join(a: Profile, b: Profile, bounds: Bounds) -> Profile:
+    """The join of two profiles, cut to ``bounds``: the same whichever is given first."""
+    return _bounded(a.copy(), b, bounds)
+
+
+def _bounded(target: Profile, other: Profile, bounds: Bounds) -> Profile:
+    """``target`` (changed in place) with ``other`` absorbed, cut to ``bounds``."""
+    target.absorb(other)
+    horizon = target.last - bounds.keep
+    for name, union in target.facets.items():
+        if len(union) > bounds.cap or any(t[1] < horizon for t in union.values()):
+            kept = sorted(((v, t) for v, t in union.items() if t[1] >= horizon), key=lambda item: (-item[1][1], item[0]))
+            target.facets[name] = dict(kept[:bounds.cap])
+    newest = max((int(d) for d in target.days), default=0)
+    for day in list(target.days):
+        kept = target.days[day]
+        if int(day) < newest - bounds.days:
+            del target.days[day]
+        elif len(kept) > bounds.sample:
+            target.days[day] = dict(sorted(kept.items())[:bounds.sample])
+    return target

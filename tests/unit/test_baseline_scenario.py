@@ -1,0 +1,85 @@
+"""Six weeks of an organisation, then an attack day (tests/baseline_world.py): the flags fire on the
+attack events, the regular traffic after learning stays under one flagged assumption in a thousand,
+and the same stream with each object's records in another order, or read twice, flags the same."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from functools import cache
+from typing import Any
+
+from baseline_world import CONFIG, FIRST_DAY, build
+from cloudtrail import enrich_objects
+
+from forwarder.config import parse_config
+from forwarder.state.sqlite import SqliteStore
+
+RATE_BOUND = 1 / 1000  # flagged regular assumptions after the learning period (issue #15's aim)
+
+
+def _flags(assumerole: dict[str, Any]) -> set[str]:
+    baseline = assumerole.get("baseline") or {}
+    session = assumerole.get("session") or {}
+    return ({name for name, value in baseline.items() if value is True and name != "learning"}
+            | {f"session.{name}" for name in ("new_network", "unknown_issuance") if session.get(name)})
+
+
+@cache
+def _run() -> tuple[Any, dict[str, set[str]]]:
+    world = build()
+    sink = enrich_objects(world.objects(), parse_config(CONFIG), batch=False)
+    return world, {doc.event_id: _flags(doc.assumerole) for doc in sink.documents if doc.assumerole}
+
+
+def test_every_attack_raises_exactly_its_flags() -> None:
+    world, flags = _run()
+    assert {event_id: flags[event_id] for event_id in world.attacks} == world.attacks
+
+
+def test_regular_traffic_after_learning_is_rarely_flagged() -> None:
+    world, flags = _run()
+    learnt = FIRST_DAY.toordinal() + 14
+    regular = [r for r in world.records if r["eventID"] not in world.attacks and r["eventName"].startswith("AssumeRole")
+               and date.fromisoformat(r["eventTime"][:10]).toordinal() >= learnt]
+    flagged = [r for r in regular if flags[r["eventID"]]]
+    rate = len(flagged) / len(regular)
+    print(f"regular assumptions after learning: {len(regular)}, flagged: {len(flagged)} ({rate * 1000:.2f} per 1,000)")
+    assert len(regular) > 4000 and rate < RATE_BOUND
+    # What is flagged is what the organisation did differently: engineer07's first assumptions
+    # from France, and engineer05's first assumption of the role given to him.
+    assert {r["userIdentity"]["arn"].rsplit("/", 1)[1] for r in flagged} <= {"engineer07", "engineer05"}
+    assert not any(_flags_of_call(world, flags))
+
+
+def _flags_of_call(world: Any, flags: dict[str, set[str]]) -> list[set[str]]:
+    """The flags on the regular calls made with session keys: none."""
+    return [flags[r["eventID"]] for r in world.records if r["eventID"] not in world.attacks
+            and not r["eventName"].startswith("AssumeRole") and flags.get(r["eventID"])]
+
+
+def test_the_stream_with_its_objects_shuffled_inside_and_read_twice_flags_the_same(tmp_path: Any) -> None:
+    world, flags = _run()
+    rng = random.Random(7)
+    objects = [rng.sample(records, len(records)) for records in world.objects()]
+    store = SqliteStore(tmp_path / "state.db")
+    config = parse_config(CONFIG)
+    first = _documents(objects, config, store)
+    store._db.execute("DELETE FROM seen")  # noqa: SLF001 - read again as if the duplicate window had passed
+    second = _documents(objects, config, store)
+    assert first == flags and second == flags
+
+
+def _documents(objects: list[list[dict[str, Any]]], config: Any, store: SqliteStore) -> dict[str, set[str]]:
+    import orjson
+
+    from cloudtrail import Collect
+    from forwarder.deadletter import StderrDeadLetter
+    from forwarder.enrich import Enricher
+    from forwarder.pipeline import Pipeline
+
+    sink = Collect()
+    pipeline = Pipeline(Enricher(config, store), [sink], StderrDeadLetter())
+    for number, records in enumerate(objects):
+        pipeline.process(f"object-{number}.json", orjson.dumps({"Records": records}))
+    return {doc.event_id: _flags(doc.assumerole) for doc in sink.documents if doc.assumerole}
