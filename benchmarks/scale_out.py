@@ -28,7 +28,7 @@ import redis
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from daemon_sqs import Moto, _free_port, _lines  # noqa: E402 - the daemon benchmark's moto and helpers
+from daemon_sqs import Moto, _cpu_seconds, _free_port, _lines  # noqa: E402 - the daemon benchmark's moto and helpers
 from enrich_throughput import DATA, build  # noqa: E402 - the same records as the batch benchmark
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,21 +129,29 @@ def run(moto: Moto, store: Redis, keys: list[str], processes: int, concurrency: 
                                    cwd=REPO, env=dict(moto.env, BENCH_OUT=str(counts)), stdout=subprocess.DEVNULL)
         started.append((process, run_dir / "out.ndjson", counts))
     last, seen = begin, 0
-    while any(process.poll() is None for process, _, _ in started):
+    moto_before = _cpu_seconds(moto.process.pid)
+    cpu: dict[int, float] = {}
+    while len(cpu) < len(started):
+        for process, _, _ in started:
+            if process.pid not in cpu:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    if os.waitstatus_to_exitcode(status) != 0:
+                        sys.exit(f"a forwarder exited with {os.waitstatus_to_exitcode(status)}")
+                    cpu[pid] = usage.ru_utime + usage.ru_stime
         now_seen = sum(_lines(output) for _, output, _ in started)
         if now_seen != seen:
             seen, last = now_seen, time.perf_counter()
         time.sleep(0.05)
-    seen = sum(_lines(output) for _, output, _ in started)
+    moto_cpu = _cpu_seconds(moto.process.pid) - moto_before
     totals = {"round_trips": 0, "records": 0, "objects": 0}
-    for process, _, counts in started:
-        if process.returncode != 0:
-            sys.exit(f"a forwarder exited with {process.returncode}")
+    for _, _, counts in started:
         for name, value in orjson.loads(counts.read_bytes()).items():
             totals[name] += value
     moto.sqs.delete_queue(QueueUrl=queue)
     return {"processes": processes, "documents": seen, "records": totals["records"], "objects": totals["objects"],
             "seconds": last - begin, "records/s": totals["records"] / (last - begin),
+            "forwarder CPU s": sum(cpu.values()), "moto CPU s": moto_cpu,
             "round trips per record": totals["round_trips"] / totals["records"],
             "round trips per object": totals["round_trips"] / totals["objects"], **store.memory(prefix)}
 

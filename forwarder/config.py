@@ -390,17 +390,27 @@ class AwsSigV4(_Model):
     service: Literal["es", "aoss"] = "es"
 
 
-ISM_AGE = r"^[1-9][0-9]*(d|h|m)$"
-ISM_SIZE = r"^[1-9][0-9]*(mb|gb|tb)$"
-
-
 class IsmPolicy(_Model):
     """The Index State Management policy `forwarder setup opensearch` installs for the sink's indices."""
 
-    delete_after: str = Field(pattern=ISM_AGE)  # an index this old (from its creation) is deleted: "90d"
+    delete_after: str  # an index this old (from its creation) is deleted: "90d"
     # A data stream's write index rolls over at this age or size (dated indices roll over by their name).
-    rollover_after: str | None = Field("1d", pattern=ISM_AGE)
-    rollover_size: str | None = Field(None, pattern=ISM_SIZE)
+    rollover_after: str | None = "1d"
+    rollover_size: str | None = None
+
+    @field_validator("delete_after", "rollover_after")
+    @classmethod
+    def _age(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[1-9][0-9]*[dhm]", value):
+            raise ValueError(f"{value[:40]!r} is not an age such as 90d, 12h or 30m")
+        return value
+
+    @field_validator("rollover_size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[1-9][0-9]*(mb|gb|tb)", value):
+            raise ValueError(f"{value[:40]!r} is not a size such as 50gb or 500mb")
+        return value
 
 
 class OpenSearchSink(BulkIndexSink):

@@ -7,3 +7,4 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FORWARDER_SHARED") or REPO.parent / "shared")
 DATA = SHARED / "data"
+DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"

@@ -27,6 +27,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from forwarder import config
 from forwarder.document import Document
+from forwarder.es_templates import Templates
 from forwarder.record import Undecodable
 from forwarder.sinks import tls
 from forwarder.sinks.base import Delivery, Rejected, SinkError, SinkFatal
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # Only what the verdicts need: parsing a 1000-item answer is not free.
 BULK_FILTER = "errors,items.*.status,items.*.error"
-ACCEPTED = b'{"errors":false,'  # how such an answer begins when every item was taken
+# How a filtered answer begins when every item was taken (an unfiltered one names "took" or "_index").
+ACCEPTED = re.compile(rb'\{"errors":false,"items":\[\{"(?:create|index)":\{"status":\d+\}\}')
 T = TypeVar("T")
 
 
@@ -105,7 +107,6 @@ class ClientCluster:
 class Item:
     document: Document | None  # None for dead-letter entries
     index: str
-    id: str | None
     body: bytes
     header: bytes  # the action line
     reworked: int = 0  # times the product changed the body after a refusal (see BulkSink.rework)
@@ -148,10 +149,12 @@ def index_namer(pattern: str, product: str) -> Callable[[datetime], str]:
 
 
 def bulk_answer(data: str | bytes) -> Any:
-    """A filtered bulk answer that says no item failed, as ``{"errors": False}`` without reading its
-    items (a 1,000-item answer is 25 KB to parse for nothing); None for any other answer."""
-    start = data[:16]
-    return {"errors": False} if start in (ACCEPTED, ACCEPTED.decode()) else None
+    """An answer to the sinks' own bulk requests (BULK_FILTER) that says no item failed, as
+    ``{"errors": False}`` without reading its items (a 1,000-item answer is 25 KB to parse for
+    nothing); None for any other answer, an unfiltered bulk answer included."""
+    start = data[:64]
+    found = ACCEPTED.match(start if isinstance(start, bytes) else start.encode())
+    return {"errors": False} if found else None
 
 
 def item_error(info: dict[str, Any]) -> Any:
@@ -203,9 +206,11 @@ class BulkSink:
     name: str  # the product: "elasticsearch", "opensearch"
     setup_hint: str
 
-    def __init__(self, cfg: config.BulkIndexSink, cluster: Cluster, redact: Redactor) -> None:
+    def __init__(self, cfg: config.BulkIndexSink, cluster: Cluster, redact: Redactor, templates: Templates) -> None:
         self.cfg = cfg
         self.cluster = cluster
+        # The index template this version installs: the one check_templates looks for.
+        self._digest = templates.index[cfg.template_name]["_meta"]["digest"]
         # What the client, the transport and the cluster say passes this before it is logged,
         # raised or dead-lettered: their errors may quote a request's headers.
         self._redact = redact
@@ -213,10 +218,6 @@ class BulkSink:
         self._index = (lambda when: cfg.data_stream) if cfg.data_stream else index_namer(cfg.index, self.name)
         if cfg.check_templates:
             self._retrying(self.check_templates)
-
-    def expected_digest(self) -> str:
-        """The digest of the index template this version installs."""
-        raise NotImplementedError
 
     def rework(self, item: Item, info: dict[str, Any]) -> bytes | None:
         """A body the cluster may take instead of one it refused for good, or None (the refusal stands)."""
@@ -230,11 +231,10 @@ class BulkSink:
         try:
             installed = self.cluster.index_template(name)
         except HttpError as exc:
+            why = self._why({"body": exc.body, "status": exc.status, "error": str(exc)})
             if exc.status == 401:
-                why = self._why({"body": exc.body, "status": exc.status, "error": str(exc)})
                 raise SinkFatal(f"{self.name} sink: {self._where} refused the credentials: {why}") from None
             if exc.status == 403:
-                why = self._why({"body": exc.body, "status": exc.status, "error": str(exc)})
                 raise SinkFatal(
                     f"{self.name} sink: cannot read index templates on {self._where} ({why}): "
                     "grant the privilege to manage index templates or set check_templates: false"
@@ -244,7 +244,7 @@ class BulkSink:
             raise SinkFatal(
                 f"{self.name} sink: index template {name!r} is not installed on {self._where}: {self.setup_hint}"
             )
-        if (installed.get("_meta") or {}).get("digest") != self.expected_digest():
+        if (installed.get("_meta") or {}).get("digest") != self._digest:
             log.warning("%s sink: index template %r on %s differs from this version's: %s",
                         self.name, name, self._where, self.setup_hint)
 
@@ -252,7 +252,7 @@ class BulkSink:
 
     def _item(self, document: Document | None, index: str, id: str | None, body: bytes, op_type: str) -> Item:
         meta = {"_index": index, "_id": id} if id is not None else {"_index": index}
-        return Item(document, index, id, body, orjson.dumps({op_type: meta}))
+        return Item(document, index, body, orjson.dumps({op_type: meta}))
 
     def send(self, documents: Sequence[Document]) -> Delivery:
         rejected: list[Rejected] = []
@@ -358,7 +358,7 @@ class BulkSink:
             if body is None:
                 refused.append((item, info))
             else:
-                reworked.append(Item(item.document, item.index, item.id, body, item.header, item.reworked + 1))
+                reworked.append(Item(item.document, item.index, body, item.header, item.reworked + 1))
         return why
 
     def _dead_letter(self, refused: Refused) -> None:

@@ -121,10 +121,6 @@ class ElasticsearchSink(BulkSink):
     setup_hint = SETUP_HINT
 
     def __init__(self, cfg: config.ElasticsearchSink, client: Elasticsearch | None = None) -> None:
-        self.templates = templates_for(cfg)
-        self.es_cluster = cluster_for(cfg, client)
-        self.client = self.es_cluster.client
-        super().__init__(cfg, self.es_cluster, redactor_for(cfg))
-
-    def expected_digest(self) -> str:
-        return str(self.templates.index[self.cfg.template_name]["_meta"]["digest"])
+        cluster = cluster_for(cfg, client)
+        self.client = cluster.client
+        super().__init__(cfg, cluster, redactor_for(cfg), templates_for(cfg))

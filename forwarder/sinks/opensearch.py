@@ -12,6 +12,7 @@ value its mapping cannot take.
 
 from __future__ import annotations
 
+import base64
 import re
 from functools import cache
 from typing import Any
@@ -85,7 +86,8 @@ def build_client(cfg: config.OpenSearchSink) -> tuple[OpenSearch, Redactor]:
         kwargs["http_auth"] = Urllib3AWSV4SignerAuth(credentials, region, cfg.aws_sigv4.service)
     elif cfg.username is not None:
         password = secret(cfg.password, "opensearch") or ""
-        secrets.append(password)
+        # As given, and as the Authorization header carries it (an error may quote the header).
+        secrets += [password, base64.b64encode(f"{cfg.username}:{password}".encode()).decode()]
         kwargs["http_auth"] = (cfg.username, password)
     return OpenSearch(**kwargs), Redactor(secrets)
 
@@ -185,13 +187,9 @@ class OpenSearchSink(BulkSink):
     setup_hint = SETUP_HINT
 
     def __init__(self, cfg: config.OpenSearchSink, client: OpenSearch | None = None) -> None:
-        self.templates = templates_for(cfg)
-        self.os_cluster, redact = cluster_for(cfg, client)
-        self.client = self.os_cluster.client
-        super().__init__(cfg, self.os_cluster, redact)
-
-    def expected_digest(self) -> str:
-        return str(self.templates.index[self.cfg.template_name]["_meta"]["digest"])
+        cluster, redact = cluster_for(cfg, client)
+        self.client = cluster.client
+        super().__init__(cfg, cluster, redact, templates_for(cfg))
 
     def rework(self, item: Item, info: dict[str, Any]) -> bytes | None:
         error = item_error(info)

@@ -23,11 +23,11 @@ from servers.es_front import NodeFront
 from cloudtrail import assume, call, issued_key, session_identity, user
 from forwarder.document import Document
 from forwarder.sinks.base import SinkError
+from paths import DEMO_CONFIG
 
 pytestmark = pytest.mark.elasticsearch
 
 DEMO = REPO / "forwarder" / "samples" / "demo"
-DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 
 
 def story() -> list[dict[str, Any]]:

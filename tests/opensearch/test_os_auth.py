@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from botocore.credentials import Credentials
+from opensearchpy.exceptions import ConnectionError as NoAnswer
 from os_node import Namespace
 from servers.certificates import ServerCertificate, issue
 from servers.es_front import NodeFront
@@ -23,7 +24,10 @@ from servers.sigv4_front import SigV4Front
 from test_sink import story
 
 from forwarder.cli import main
-from forwarder.sinks.base import SinkFatal
+from forwarder.config import OpenSearchSink
+from forwarder.document import Document
+from forwarder.sinks.base import SinkError, SinkFatal
+from forwarder.sinks.opensearch import OpenSearchSink as Sink
 
 pytestmark = pytest.mark.opensearch
 
@@ -149,3 +153,25 @@ def test_tls_is_verified_by_default(ns: Namespace, secured: NodeFront, monkeypat
     sink = ns.sink(setup=False, hosts=[secured.url], verify_tls=False, **login)
     assert sink.send(documents(story())).rejected == []
     assert secured.forwarded_bulk == 1
+
+
+def test_what_the_client_quotes_of_the_login_is_masked(monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A library error quoting the request's headers (the password as given, or base64 in the
+    Authorization header) is masked before it is raised or logged; no node needed."""
+    monkeypatch.setenv("TEST_OS_PASSWORD", PASSWORD)
+    header = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    sink = Sink(OpenSearchSink(type="opensearch", hosts=["http://127.0.0.1:1"], username=USER,
+                               password={"env": "TEST_OS_PASSWORD"}, check_templates=False, max_retries=1,
+                               retry_initial_seconds=0.01, retry_max_seconds=0.01))
+
+    def perform_request(*args: object, **kwargs: object) -> None:
+        raise NoAnswer("N/A", f"header 'Authorization: {header}' refused; password {PASSWORD}", None)
+
+    monkeypatch.setattr(sink.client.transport, "perform_request", perform_request)
+    with caplog.at_level(logging.DEBUG), pytest.raises(SinkError) as raised:
+        sink.send([Document({"eventID": "e-1", "eventTime": "2026-03-31T10:00:00Z"}, {}, "s3://bucket/key")])
+    assert "***" in str(raised.value)
+    for text in (str(raised.value), caplog.text):
+        assert PASSWORD not in text and header.split()[1] not in text
+

@@ -20,9 +20,8 @@ from forwarder.package.panels import panels
 from forwarder.rules.convert import convert, generated_rules, load_rules
 from forwarder.rules.pipelines import open_object_keys
 from kibana_objects import fields_used
-from paths import REPO
+from paths import DEMO_CONFIG, REPO
 
-DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 TEMPLATES = REPO / "mappings" / "elasticsearch"
 EXPORT_KEYS = {"attributes", "coreMigrationVersion", "id", "managed", "references", "type", "typeMigrationVersion"}
 

@@ -11,11 +11,10 @@ import yaml
 
 from forwarder.cli import main
 from forwarder.package import kibana
-from paths import REPO
+from paths import DEMO_CONFIG
 from servers.certificates import issue
 from servers.kibana_server import KibanaServer
 
-DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 
 
 @pytest.fixture

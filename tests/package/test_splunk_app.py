@@ -27,9 +27,8 @@ from forwarder.package.cli import report_path
 from forwarder.package.panels import PANELS, panels
 from forwarder.rules.convert import convert, generated_rules
 from forwarder.rules.pipelines import field_names
-from paths import REPO
+from paths import DEMO_CONFIG, REPO
 
-DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 sys.path.insert(0, str(REPO / "tests" / "elasticsearch"))  # es_node.public_records: the samples, or a skip
 # Kept after the run, beside the app: the report is the build's artefact.
 ARTEFACTS = REPO / "build" / "package"

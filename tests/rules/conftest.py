@@ -19,10 +19,9 @@ import pytest
 from forwarder.config import Config, load_config
 from forwarder.document import Document
 from forwarder.rules.generate import generate, write
-from paths import REPO
+from paths import DEMO_CONFIG, REPO
 
 DEMO = REPO / "forwarder" / "samples" / "demo"
-DEMO_CONFIG = REPO / "forwarder" / "samples" / "demo-config.yaml"
 sys.path.insert(0, str(REPO / "tests" / "elasticsearch"))
 
 from es_node import Namespace, es_url  # noqa: E402

@@ -17,7 +17,7 @@ from forwarder.rules.convert import BACKENDS, COMMENTS, NAMED_FORMATS, convert, 
 from forwarder.rules.splunk_alerts import CONF_KEYS
 from forwarder.rules.splunk_deploy import saved_searches
 
-from conftest import DEMO_CONFIG
+from paths import DEMO_CONFIG
 
 
 def _conf(text: str) -> dict[str, dict[str, str]]:
