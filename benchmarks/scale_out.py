@@ -49,8 +49,8 @@ def counted_send(self, command, check_health=True):
 
 process = forwarder.pipeline.Pipeline.process
 
-def counted_process(self, source, data, acknowledge=None):
-    outcome = process(self, source, data, acknowledge)
+def counted_process(self, *args, **kwargs):
+    outcome = process(self, *args, **kwargs)
     counts["records"] += outcome.records
     counts["objects"] += 1
     return outcome

@@ -21,6 +21,7 @@ from forwarder.config import Config, ConfigError, S3Source
 from forwarder.pipeline import MustStop, NotDelivered, Outcome, Pipeline
 from forwarder.sources.objects import ObjectHandler
 from forwarder.sources.s3poll import ACCOUNT, CHECKPOINT, MINUTE, days, in_order, list_keys, region_prefixes
+from forwarder.sources.turns import Turn
 from forwarder.state.base import StateStore
 
 
@@ -63,8 +64,8 @@ def backfill(config: S3Source, first: date, last: date, pipeline: Pipeline, obje
         bar.update(1)
         bar.set_postfix(records=result.records, refresh=False)
 
-    def handle(item: str) -> Outcome | None:
-        return objects.handle(config.bucket, item.split("\0", 1)[1])
+    def handle(item: str, turn: Turn) -> Outcome | None:
+        return objects.handle(config.bucket, item.split("\0", 1)[1], turn=turn)
 
     with ThreadPoolExecutor(config.concurrency, thread_name_prefix="backfill") as pool:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -66,10 +67,12 @@ class Pipeline:
         self.max_object_bytes = max_object_bytes
         self._lock = threading.Lock()
 
-    def process(self, source: str, data: bytes, acknowledge: Writes | None = None) -> Outcome:
+    def process(self, source: str, data: bytes, acknowledge: Writes | None = None,
+                turn: AbstractContextManager[object] | None = None) -> Outcome:
         """Read and deliver one object; ``acknowledge`` (a source's mark that the object is done)
-        commits with it. Raises ObjectError (unreadable: the caller dead-letters it) or
-        NotDelivered (the caller must not acknowledge the object)."""
+        commits with it; ``turn``, where given, is held around the enrichment alone (objects
+        enriched in a source's order, delivered concurrently). Raises ObjectError (unreadable:
+        the caller dead-letters it) or NotDelivered (the caller must not acknowledge the object)."""
         try:
             log_object = read_object(source, data, self.max_object_bytes)
         except ObjectError:
@@ -81,7 +84,7 @@ class Pipeline:
             outcome.skipped_object = log_object.skipped
             self.acknowledge(acknowledge)
             return outcome
-        with self._lock:
+        with turn or nullcontext(), self._lock:
             # The collector finds no cycles in parsed JSON; pausing it during the hot loop
             # roughly halves the parse cost (it would otherwise scan every new dict).
             gc.disable()

@@ -9,6 +9,7 @@ pipeline): the caller must not acknowledge.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
@@ -46,9 +47,11 @@ class ObjectHandler:
         self.metrics = metrics
         self.label = label
 
-    def handle(self, bucket: str, key: str, acknowledge: Writes | None = None) -> Outcome | None:
+    def handle(self, bucket: str, key: str, acknowledge: Writes | None = None,
+               turn: AbstractContextManager[object] | None = None) -> Outcome | None:
         """Read, enrich and deliver one object; None when it was dead-lettered or skipped.
-        ``acknowledge`` is committed with it (or with its dead letter)."""
+        ``acknowledge`` is committed with it (or with its dead letter); ``turn`` is entered
+        around its enrichment (forwarder.sources.turns: objects enriched in key order)."""
         name = f"s3://{bucket}/{key}"
         if is_skipped_name(key):
             self.pipeline.acknowledge(acknowledge)
@@ -58,7 +61,7 @@ class ObjectHandler:
         if data is None:
             self.pipeline.acknowledge(acknowledge)
             return None
-        return self._process(name, data, acknowledge)
+        return self._process(name, data, acknowledge, turn)
 
     def handle_records(self, name: str, records: list[dict[str, Any]]) -> Outcome | None:
         """Records carried in the notification itself (EventBridge API-call events)."""
@@ -80,9 +83,10 @@ class ObjectHandler:
         except (BotoCoreError, HTTPError, OSError) as exc:  # unreachable, reset, timed out, body cut short
             raise NotDelivered(f"{name}: cannot read it from S3: {exc}", "source", transient=True) from None
 
-    def _process(self, name: str, data: bytes, acknowledge: Writes | None) -> Outcome | None:
+    def _process(self, name: str, data: bytes, acknowledge: Writes | None,
+                 turn: AbstractContextManager[object] | None = None) -> Outcome | None:
         try:
-            outcome = self.pipeline.process(name, data, acknowledge)
+            outcome = self.pipeline.process(name, data, acknowledge, turn)
         except ObjectError as exc:
             self._dead_letter(name, exc.reason)
             self.pipeline.acknowledge(acknowledge)

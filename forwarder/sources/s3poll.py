@@ -31,6 +31,7 @@ from forwarder.errors import defect
 from forwarder.pipeline import MustStop, NotDelivered, Outcome, Pipeline
 from forwarder.sources.objects import ObjectHandler, transient
 from forwarder.sources.s3get import ObjectReader
+from forwarder.sources.turns import Turn, Turns
 from forwarder.state.base import StateError, StateStore, Writes
 
 log = logging.getLogger("forwarder.s3poll")
@@ -99,21 +100,33 @@ def relist_from(key: str, lookback: timedelta) -> str:
 
 
 def in_order(
-    pool: ThreadPoolExecutor, keys: Iterable[str], handle: Callable[[str], Outcome | None],
+    pool: ThreadPoolExecutor, keys: Iterable[str], handle: Callable[[str, Turn], Outcome | None],
     done: Callable[[str, Outcome | None], None], stop: threading.Event, ahead: int,
 ) -> None:
-    """Handle keys concurrently (``ahead`` at a time) but report them done in key order, so a
-    checkpoint never passes a key that is not finished. An error stops the walk and is raised
-    once the keys already started have finished."""
+    """Handle keys concurrently (``ahead`` at a time), each enriched in key order (its ``Turn``,
+    forwarder.sources.turns), and report them done in key order, so a checkpoint never passes a
+    key that is not finished. An error stops the walk and is raised once the keys already
+    started have finished."""
     window: deque[tuple[str, Future[Outcome | None]]] = deque()
     keys = iter(keys)
+    turns = Turns()
+
+    def taking_turns(key: str, turn: Turn) -> Outcome | None:
+        try:
+            return handle(key, turn)
+        finally:
+            turn.finish()  # also when it never reached its enrichment: the next may go
+
+    submitted = 0
     try:
         while True:
             while len(window) < ahead and not stop.is_set():
                 key = next(keys, None)
                 if key is None:
                     break
-                window.append((key, pool.submit(handle, key)))
+                # The pool starts work in submission order, so an earlier turn is always running.
+                window.append((key, pool.submit(taking_turns, key, turns.turn(submitted))))
+                submitted += 1
             if not window:
                 return
             key, future = window.popleft()
@@ -201,10 +214,10 @@ class S3Poller:
                      extra={"object": f"s3://{self.config.bucket}/{key}", "checkpoint": position})
             return True
 
-        def handle(key: str) -> Outcome | None:
+        def handle(key: str, turn: Turn) -> Outcome | None:
             # The mark that the object is done commits with what its enrichment learnt.
             polled = Writes(values={(POLLED, f"s3://{self.config.bucket}/{key}"): (b"", time.time() + keep)})
-            return self.objects.handle(self.config.bucket, key, polled)
+            return self.objects.handle(self.config.bucket, key, polled, turn)
 
         def done(key: str, outcome: Outcome | None) -> None:
             self._arrived += 1
