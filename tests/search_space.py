@@ -63,6 +63,10 @@ class Space:
     sink_class: Callable[[Any], Sink]
     install: Callable[[Any], object]  # `forwarder setup` for a configuration
 
+    def refresh(self) -> None:
+        """The two clients take the same call: what was indexed becomes searchable."""
+        self.client.indices.refresh(index=self.pattern, ignore_unavailable=True, allow_no_indices=True)
+
     def sink(self, setup: bool = True, **overrides: Any) -> Any:
         """A sink over these names; ``setup`` installs its templates first, straight onto the node
         (whatever front the sink itself goes through)."""

@@ -36,9 +36,6 @@ class Namespace(Space):
     sink_class = Sink
     install = staticmethod(setup_elasticsearch)
 
-    def refresh(self) -> None:
-        self.client.indices.refresh(index=self.pattern, ignore_unavailable=True, allow_no_indices=True)
-
     def search_ids(self, query: dict[str, Any]) -> set[str]:
         self.refresh()
         hits = self.client.search(index=f"{self.prefix}-ct-*", query=query, size=1000, source=False)["hits"]["hits"]

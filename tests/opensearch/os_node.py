@@ -37,9 +37,6 @@ class Namespace(Space):
     sink_class = Sink
     install = staticmethod(setup_opensearch)
 
-    def refresh(self) -> None:
-        self.client.indices.refresh(index=self.pattern, ignore_unavailable=True, allow_no_indices=True)
-
     def count(self, query: dict[str, Any] | None = None, index: str | None = None) -> int:
         self.refresh()
         body = {"query": query or {"match_all": {}}}
