@@ -1,4 +1,5 @@
 """``forwarder backfill``: the objects of a date range, once, with progress and a resumable position.
+``forwarder baseline build --from --to`` is the same reading with no sink: it learns, and ships nothing.
 
 The range's keys are listed first (listing is cheap next to reading), so the bar knows its
 total and the ETA means something. The position is its own checkpoint per range and prefix,
@@ -34,11 +35,12 @@ class BackfillResult:
 
 
 def backfill(config: S3Source, first: date, last: date, pipeline: Pipeline, objects: ObjectHandler,
-             store: StateStore, stop: threading.Event, progress: bool = True) -> BackfillResult:
+             store: StateStore, stop: threading.Event, progress: bool = True, job: str = "backfill") -> BackfillResult:
+    """``job`` names the checkpoints (a baseline build's position is not a backfill's) and the bar."""
     result = BackfillResult()
     work: list[tuple[str, str]] = []  # (checkpoint name, key)
     for prefix in region_prefixes(objects.s3, config):
-        name = f"backfill:{first}:{last}:s3://{config.bucket}/{prefix}"
+        name = f"{job}:{first}:{last}:s3://{config.bucket}/{prefix}"
         done_until = (store.get(CHECKPOINT, name) or b"").decode()
         for day in days(first, last):
             for key in list_keys(objects.s3, config.bucket, f"{prefix}{day:%Y/%m/%d}/"):
@@ -52,7 +54,7 @@ def backfill(config: S3Source, first: date, last: date, pipeline: Pipeline, obje
     # clock runs more than a day (chains.account_lag_seconds) ahead of another's.
     work.sort(key=lambda item: (_minute(item[1])[:8], _account(item[1]), _minute(item[1]), item[1]))
     bar = tqdm(total=len(work) + result.already_done, initial=result.already_done, unit="obj",
-               desc="backfill", disable=not progress, dynamic_ncols=True)
+               desc=job, disable=not progress, dynamic_ncols=True)
 
     def done(item: str, outcome: Outcome | None) -> None:
         name, key = item.split("\0", 1)
@@ -89,32 +91,36 @@ def _minute(key: str) -> str:
     return found.group(1) if found else ""
 
 
-def run_backfill(config: Config, first: date, last: date, bucket: str | None, prefix: str | None, progress: bool) -> int:
-    """The command: the range, then a summary line; 0 when the whole range was read."""
+def run_backfill(config: Config, first: date, last: date, bucket: str | None, prefix: str | None, progress: bool,
+                 *, learn: bool = False) -> int:
+    """The command: the range, then a summary line; 0 when the whole range was read. ``learn``:
+    no sink (``forwarder baseline build``): the state store keeps what the range taught."""
     from forwarder.daemon import build_runtime
     from forwarder.sources.s3get import ObjectReader
 
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
     source = _s3_source(config, bucket, prefix)
-    runtime = build_runtime(config, source.max_object_bytes)
+    job = "baseline" if learn else "backfill"
+    runtime = build_runtime(config.model_copy(update={"sinks": []}) if learn else config, source.max_object_bytes)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     s3 = ObjectReader(source.region, source.endpoint_url, pool=source.concurrency + 2)
     objects = ObjectHandler(s3, runtime.pipeline, runtime.metrics, "backfill")
     try:
-        result = backfill(source, first, last, runtime.pipeline, objects, runtime.store, stop, progress)
+        result = backfill(source, first, last, runtime.pipeline, objects, runtime.store, stop, progress, job)
     except KeyboardInterrupt:
         stop.set()
-        print("forwarder: backfill interrupted: run the same command again to resume", file=sys.stderr)
+        print(f"forwarder: {job} interrupted: run the same command again to resume", file=sys.stderr)
         return 130
     except NotDelivered as exc:  # nothing of the object was kept: the position is before it
-        print(f"forwarder: backfill stopped: {exc.reason}; run the same command again to resume", file=sys.stderr)
+        print(f"forwarder: {job} stopped: {exc.reason}; run the same command again to resume", file=sys.stderr)
         return 3 if isinstance(exc, MustStop) else 1
     finally:
         runtime.close()
-    print(f"backfill {first}..{last}: {result.objects} objects read ({result.already_done} done before), "
-          f"{result.records} records, {result.delivered} documents delivered", file=sys.stderr)
+    shipped = f"{result.delivered} documents delivered" if not learn else "learnt, nothing shipped"
+    print(f"{job} {first}..{last}: {result.objects} objects read ({result.already_done} done before), "
+          f"{result.records} records, {shipped}", file=sys.stderr)
     return 1 if stop.is_set() else 0
 
 

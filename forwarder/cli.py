@@ -164,7 +164,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
         return 3
 
 
-def _date(text: str) -> date:
+def iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = commands.add_parser("backfill", help="read the CloudTrail objects of a past date range from S3")
     backfill.add_argument("--config", type=Path, required=True, help="configuration file (YAML)")
-    backfill.add_argument("--from", dest="date_from", type=_date, required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
-    backfill.add_argument("--to", dest="date_to", type=_date, required=True, metavar="DATE", help="last day, included")
+    backfill.add_argument("--from", dest="date_from", type=iso_date, required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+    backfill.add_argument("--to", dest="date_to", type=iso_date, required=True, metavar="DATE", help="last day, included")
     backfill.add_argument("--bucket", help="bucket to read (default: the s3 source's)")
     backfill.add_argument("--prefix", help="key prefix before AWSLogs/ (default: the s3 source's)")
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -576,6 +576,10 @@ class BaselineConfig(_Model):
     retention_days: int = Field(90, ge=1)  # what was not seen for this long is forgotten
     max_values: int = Field(200, ge=1)  # per list of a key (networks, countries, roles...): least recently seen go
     volume: VolumeConfig = VolumeConfig.model_construct()
+    # A role assumption (or a call) whose flags an earlier event read later could change waits
+    # the chains' hold-back window, then is judged again: the same flags whatever the order the
+    # objects arrive in within it. false: flags on arrival, sooner, and order-dependent.
+    hold_verdicts: bool = True
     # MaxMind / DB-IP / IPinfo .mmdb files (country, ASN): they replace the built-in countries.
     mmdb: list[Path] = []
 

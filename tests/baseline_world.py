@@ -57,12 +57,12 @@ class World:
     attacks: dict[str, set[str]] = field(default_factory=dict)
     assumptions: int = 0
 
-    def objects(self) -> list[list[dict[str, Any]]]:
-        """The records as their trails deliver them: per account, fifteen-minute files, in time order."""
+    def objects(self, minutes: int = 15) -> list[list[dict[str, Any]]]:
+        """The records as their trails deliver them: per account, files of ``minutes``, in time order."""
         files: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for record in self.records:
             moment = datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
-            slot = moment.replace(minute=moment.minute - moment.minute % 15, second=0).isoformat()
+            slot = moment.replace(minute=moment.minute - moment.minute % minutes, second=0).isoformat()
             files[(slot, record["recipientAccountId"])].append(record)
         return [sorted(files[key], key=lambda r: r["eventTime"]) for key in sorted(files)]
 

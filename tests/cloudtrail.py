@@ -284,8 +284,10 @@ class Collect:
         return {d.event_id: d.as_dict() for d in self.documents}
 
 
-def enrich_objects(objects: list[list[dict[str, Any]]], config: Any = None, *, batch: bool = True) -> Collect:
-    """Each inner list is one delivered object, in the order given."""
+def enrich_objects(objects: list[list[dict[str, Any]]], config: Any = None, *, batch: bool = True,
+                   flush: bool | None = None) -> Collect:
+    """Each inner list is one delivered object, in the order given; then (``flush``, by default in
+    batch mode) the input ends and what is held ships."""
     from forwarder.config import Config
     from forwarder.deadletter import StderrDeadLetter
     from forwarder.enrich import Enricher
@@ -296,7 +298,7 @@ def enrich_objects(objects: list[list[dict[str, Any]]], config: Any = None, *, b
     pipeline = Pipeline(Enricher(config or Config(), SqliteStore(), batch=batch), [sink], StderrDeadLetter())
     for number, records in enumerate(objects):
         pipeline.process(f"object-{number}.json", orjson.dumps({"Records": records}))
-    if batch:
+    if batch if flush is None else flush:
         pipeline.flush()
     return sink
 

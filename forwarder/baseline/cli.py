@@ -1,8 +1,9 @@
 """``forwarder baseline build|show``: learn the baseline from history, and read what it knows.
 
-``build`` runs the given CloudTrail files through the enrichment into the configured state store
-without shipping anything: the baseline (and the sessions, stream clocks and duplicate window
-beside it) is what remains. ``show`` reads the store beside the running daemon (SQLite
+``build`` runs the given CloudTrail files, or a date range of the S3 source's bucket (read as
+``backfill`` reads it, with its own resumable position), through the enrichment into the
+configured state store without shipping anything: the baseline (and the sessions, stream clocks
+and duplicate window beside it) is what remains. ``show`` reads the store beside the running daemon (SQLite
 read-only, or the shared Redis).
 """
 
@@ -29,9 +30,17 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     """Add ``baseline`` and its subcommands to the ``forwarder`` command."""
     baseline = commands.add_parser("baseline", help="the behaviour baseline: learn it from history, show what it knows")
     actions = baseline.add_subparsers(dest="action", required=True, metavar="ACTION")
-    build = actions.add_parser("build", help="learn the baseline from CloudTrail files into the state store, shipping nothing")
+    from forwarder.cli import iso_date
+
+    build = actions.add_parser("build", help="learn the baseline from CloudTrail files, or a date range in S3, into the "
+                                             "state store, shipping nothing")
     build.add_argument("--config", type=Path, required=True, help="the daemon's configuration file: its state store is written")
-    build.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".json or .json.gz files, or directories")
+    build.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=".json or .json.gz files, or directories")
+    build.add_argument("--from", dest="date_from", type=iso_date, metavar="DATE", help="first day in S3, YYYY-MM-DD (UTC)")
+    build.add_argument("--to", dest="date_to", type=iso_date, metavar="DATE", help="last day in S3, included")
+    build.add_argument("--bucket", help="bucket to read (default: the s3 source's)")
+    build.add_argument("--prefix", help="key prefix before AWSLogs/ (default: the s3 source's)")
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(func=_build)
     show = actions.add_parser("show", help="what the baseline knows of a subject (an ARN, a service, a federated subject) or a role")
     show.add_argument("name", metavar="SUBJECT|ROLE")
@@ -47,10 +56,21 @@ def _build(args: argparse.Namespace) -> int:
     from forwarder.pipeline import Pipeline
     from forwarder.state import open_store
 
+    ranged = args.date_from is not None or args.date_to is not None
+    if ranged == bool(args.paths) or (ranged and (args.date_from is None or args.date_to is None)):
+        print("forwarder: baseline build: give either PATH... (files) or both --from and --to (S3)", file=sys.stderr)
+        return 2
     config = load_config(args.config)
     if not config.baseline.enabled:
         print(f"forwarder: {args.config}: baseline.enabled is false: there is nothing to build", file=sys.stderr)
         return 2
+    if ranged:
+        from forwarder import logs
+        from forwarder.backfill import run_backfill
+
+        logs.configure(config.logging)
+        return run_backfill(config, args.date_from, args.date_to, args.bucket, args.prefix, not args.no_progress,
+                            learn=True)
     store = open_store(config.state)
     try:
         pipeline = Pipeline(Enricher(config, store, batch=True), [], StderrDeadLetter())

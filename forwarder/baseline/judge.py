@@ -65,8 +65,12 @@ class Views:
     everything: Profile | None
 
 
-def flags(seen: Assumption, views: Views, rules: Rules) -> dict[str, Any]:
-    """``assumerole.baseline`` of one role assumption."""
+def flags(seen: Assumption, views: Views, rules: Rules) -> tuple[dict[str, Any], bool]:
+    """``assumerole.baseline`` of one role assumption, and whether that verdict is firm: whether
+    no earlier event read later (within the hold-back window) can change it. A flag is never
+    firm (the earlier event may be the one that sets the value); no flag is, as observations only
+    add up, except where an earlier event can still mature a baseline (one day short of
+    ``min_days``) or bring a day's count to the threshold."""
     out: dict[str, Any] = dict.fromkeys(FLAGS, False)
     reasons: list[str] = []
     out["learning"] = False
@@ -76,7 +80,7 @@ def flags(seen: Assumption, views: Views, rules: Rules) -> dict[str, Any]:
     if learning:
         out["learning"] = True
         reasons.append(learning)
-        return out
+        return out, not any(_day_short(view, seen.moment, rules) for view in (views.subject, views.pair))
     assert views.subject is not None
     pair, subject = _before(views.pair, seen.moment), views.subject
     since = _days_since(subject.first, seen.moment)
@@ -88,6 +92,7 @@ def flags(seen: Assumption, views: Views, rules: Rules) -> dict[str, Any]:
         reasons.append(f"{who} has never assumed {role}; in {since} they assumed "
                        f"{_listed(subject.values_before('role', seen.moment), short) or 'no role'}.")
     role_view = _mature(views.role, seen.moment, rules)
+    firm = role_view is not None or not _day_short(views.role, seen.moment, rules)
     if role_view is not None and not role_view.seen_before("subj", seen.subject, seen.moment):
         out["new_subject_for_role"] = True
         reasons.append(f"{role} has never been assumed by {who}; in {_days_since(role_view.first, seen.moment)} it was "
@@ -112,12 +117,13 @@ def flags(seen: Assumption, views: Views, rules: Rules) -> dict[str, Any]:
         reasons.append(f"{who} assumed {role} on {_DAY_NAMES[seen.local.weekday()]} at {seen.local:%H:%M} "
                        f"({rules.zone}), an hour not seen for {of}; usual: {usual_hours(reference, seen.moment)}.")
     if pair is not None:
-        spike = _spike(pair, seen, rules)
+        spike, near = _spike(pair, seen, rules)
+        firm = firm and not near
         if spike:
             out["volume_spike"] = True
             reasons.append(f"{who} assumed {role} {spike[0]:.0f} times on {seen.local:%Y-%m-%d} by this event, against a "
                            f"median of {spike[1]:g} a day over the {spike[2]} days before (a spike from {spike[3]:.0f}).")
-    return out
+    return out, firm and not reasons
 
 
 def _learning(seen: Assumption, views: Views, rules: Rules) -> str | None:
@@ -153,6 +159,14 @@ def _mature(profile: Profile | None, moment: int, rules: Rules) -> Profile | Non
     return profile if profile.count_before("day", moment) >= rules.min_days else None
 
 
+def _day_short(profile: Profile | None, moment: int, rules: Rules) -> bool:
+    """Old enough, and seen on one day less than ``min_days``: an earlier event of another day,
+    read later, would mature it."""
+    profile = _before(profile, moment)
+    return (profile is not None and profile.first <= moment - rules.learning
+            and profile.count_before("day", moment) == rules.min_days - 1)
+
+
 def _days_seen(profile: Profile, moment: int) -> str:
     days = profile.count_before("day", moment)
     return "one day" if days == 1 else f"{days} days"
@@ -171,19 +185,22 @@ def count_before(profile: Profile, day: int, moment: int, own: int | None, sampl
     return earlier * scale, upto * scale
 
 
-def _spike(pair: Profile, seen: Assumption, rules: Rules) -> tuple[float, float, int, float] | None:
+def _spike(pair: Profile, seen: Assumption, rules: Rules) -> tuple[tuple[float, float, int, float] | None, bool]:
     """(today's count by this event, the median, the days it is over, the threshold) when this
-    event is the one that takes the day past the threshold."""
+    event is the one that takes the day past the threshold; and whether the day's count is near
+    it, below (at half of it or more): earlier events read later may make this one the crossing."""
     counted = [int(d) for d in pair.days if int(d) < seen.day]
     if not counted:
-        return None
+        return None, False
     history = [day_total(pair.sample(d, rules.sample), rules.sample)
                for d in range(max(seen.day - rules.volume_days, min(counted)), seen.day)]
     median = statistics.median(history)
     deviation = statistics.median(abs(n - median) for n in history) * MAD_TO_SIGMA
     threshold = max(rules.floor, rules.factor * median, median + rules.spread * max(deviation, 1.0))
     earlier, upto = count_before(pair, seen.day, seen.moment, seen.event_hash, rules.sample)
-    return (upto, median, len(history), threshold) if earlier < threshold <= upto else None
+    if earlier < threshold <= upto:
+        return (upto, median, len(history), threshold), True
+    return None, threshold / 2 <= upto < threshold
 
 
 def neighbours(hour: str) -> list[str]:

@@ -50,6 +50,7 @@ class _Work:
     step: Step
     documents: list[Document] = field(default_factory=list)
     learnt: dict[str, Profile] = field(default_factory=dict)
+    holdable: set[int] = field(default_factory=set)  # ids of the documents whose verdict may wait
 
 
 class Baseline:
@@ -71,22 +72,28 @@ class Baseline:
 
     # -- the enricher's hooks ----------------------------------------------------------------
 
-    def note(self, step: Step, document: Document) -> None:
-        """A document the step made: judged when the step ends."""
+    def note(self, step: Step, document: Document, holdable: bool) -> None:
+        """A document the step made: judged when the step ends. ``holdable``: it may be held
+        back for a firm verdict (not a record whose wait is over)."""
         work = self._work.get(id(step))
         if work is None or work.step is not step:
             work = self._work[id(step)] = _Work(step)
         work.documents.append(document)
+        if holdable:
+            work.holdable.add(id(document))
 
-    def settle(self, step: Step) -> None:
+    def settle(self, step: Step) -> list[tuple[Document, int]]:
         """Judge the step's documents and stage what they teach into its writes: the issuances
-        first (a key's calls all come after it), each group in event-time order."""
+        first (a key's calls all come after it), each group in event-time order. Returns the
+        holdable documents whose verdict is not firm, with their event time: an earlier event
+        read later could still change it (see ``judge.flags``)."""
         self._work = {number: work for number, work in self._work.items()
                       if any(work.step is s for s in self._steps)}
         work = self._work.get(id(step))
         if work is None or not work.documents:
-            return
+            return []
         documents, work.documents = work.documents, []
+        holdable, work.holdable = work.holdable, set()
         issuances: list[_Item] = []
         calls: list[tuple[Document, str, tuple[Origin, str | None, int | None]]] = []
         earliest: dict[str, str] = {}  # account -> its earliest eventTime in the step
@@ -120,14 +127,20 @@ class Baseline:
                 for into in (views, work.learnt):
                     _join_into(into, f"a|{account}", Profile.at(int(moment)))
         self._issued = {}
-        self._judge(sorted(issuances, key=_order), views, work)
-        self._judge(sorted(filter(None, (self._call(call, views) for call in calls)), key=_order), views, work)
+        unsettled: list[tuple[Document, int]] = []
+        self._judge(sorted(issuances, key=_order), views, work, holdable, unsettled)
+        self._judge(sorted(filter(None, (self._call(call, views) for call in calls)), key=_order), views, work,
+                    holdable, unsettled)
         for key, learnt in work.learnt.items():
             step.writes.baseline[key] = profile.dump(learnt, self._key_bounds if key.startswith("k|") else self._bounds)
+        return unsettled
 
-    def _judge(self, items: list[_Item], views: dict[str, Profile], work: _Work) -> None:
+    def _judge(self, items: list[_Item], views: dict[str, Profile], work: _Work, holdable: set[int],
+               unsettled: list[tuple[Document, int]]) -> None:
         for item in items:
             item.judge(self, views)
+            if not item.firm and id(item.document) in holdable:
+                unsettled.append((item.document, item.moment))
             for key, observed in item.taught.items():
                 _join_into(views, key, observed)
                 _join_into(work.learnt, key, observed)
@@ -194,7 +207,7 @@ def _item(document: Document, where: tuple[Origin, str | None, int | None], key:
         return None
     origin_, country, as_number = where
     base = (int(moment), text(record.get("eventID")) or "", text(record.get("recipientAccountId")) or "",
-            origin_.network, country, as_number, origin_.public, record, assumerole)
+            origin_.network, country, as_number, origin_.public, record, assumerole, document)
     if key is not None:
         return _Used(*base, key)
     event = text(record.get("eventName"))
@@ -239,10 +252,12 @@ class _Item:
     public: bool
     record: dict[str, Any]
     assumerole: dict[str, Any]
+    document: Document
     taught: dict[str, Profile] = field(default_factory=dict, init=False)
+    firm: bool = field(default=True, init=False)  # no earlier event read later can change the fields
 
     def judge(self, baseline: Baseline, views: dict[str, Profile]) -> None:
-        """Set the document's fields; what it teaches goes into ``taught``."""
+        """Set the document's fields and ``firm``; what it teaches goes into ``taught``."""
         raise NotImplementedError
 
 
@@ -292,8 +307,8 @@ class _Issued(_Item):
         seen = Assumption(subject, role, self.moment, local.toordinal(), local, self.network, self.country,
                           self.as_number, self.agent, text(self.record.get("awsRegion")), event_hash(self.order),
                           bool((fields.get("role") or {}).get("service_linked")))
-        fields["baseline"] = flags(seen, Views(views.get(f"p|{subject}|{role}"), views.get(f"s|{subject}"),
-                                               views.get(f"r|{role}"), views.get(EVERYTHING)), baseline.rules)
+        fields["baseline"], self.firm = flags(seen, Views(views.get(f"p|{subject}|{role}"), views.get(f"s|{subject}"),
+                                                          views.get(f"r|{role}"), views.get(EVERYTHING)), baseline.rules)
         # Only successful assumptions are behaviour, and each call once: its primary copy.
         if fields.get("failed") or not fields.get("primary", True):
             return
@@ -341,7 +356,7 @@ class _Used(_Item):
                 taught = self.taught.setdefault(f"k|{self.key}", Profile.at(self.moment))
                 taught.see("net", call.network, self.moment)
                 if known is None or not known.seen_before("net", call.network, self.moment):
-                    session["new_network"] = True
+                    session["new_network"], self.firm = True, False
                     reasons.append(moved_reason(call, issued))
             return
         if (self.assumerole.get("chain") or {}).get("resolved"):
@@ -357,7 +372,7 @@ class _Used(_Item):
         taught = self.taught.setdefault(f"k|{self.key}", Profile.at(self.moment))
         taught.see("unk", "1", self.moment)
         if known is None or not known.seen_before("unk", "1", self.moment):  # once per key
-            session["unknown_issuance"] = True
+            session["unknown_issuance"], self.firm = True, False
             reasons.append(unknown_reason(call, issuer, read.first))
 
 

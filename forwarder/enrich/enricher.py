@@ -86,6 +86,7 @@ class Batch:
     duplicates: int = 0
     total: int = 0
     seen_before: set[tuple[str, str]] = field(default_factory=set)  # (account, eventID) in the store's window
+    calls: list[tuple[Document, str]] = field(default_factory=list)  # documents of calls with a temporary key
 
 
 class Enricher:
@@ -110,6 +111,7 @@ class Enricher:
         self._clock: dict[str, float] = {}
         self._wake: set[str] = set()
         self.baseline = Baseline(config, store, self.policy, self._steps) if config.baseline.enabled else None
+        self._hold_verdicts = config.baseline.hold_verdicts
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -120,7 +122,9 @@ class Enricher:
         try:
             yield batch
             if self.baseline is not None:  # the step's documents, judged against one read of the baseline
-                self.baseline.settle(batch.step)
+                self._hold_unsettled(batch, self.baseline.settle(batch.step))
+            for document, key in batch.calls:  # those that ship now: a held record counts when released
+                count_call(batch.step.writes, key, document.record)
         except BaseException:
             self.discard(batch.step)
             raise
@@ -387,12 +391,35 @@ class Enricher:
             document = Document(record, assumerole, source, raw)
             batch.documents.append(document)
             if self.baseline is not None:
-                self.baseline.note(batch.step, document)
+                self.baseline.note(batch.step, document, hold)
             if used is not None:
-                count_call(batch.step.writes, used, record)
+                batch.calls.append((document, used))
         for released in registered:
             self._release(released, batch)
         return document
+
+    def _hold_unsettled(self, batch: Batch, unsettled: list[tuple[Document, int]]) -> None:
+        """Hold back the documents whose baseline verdict an earlier event still to be read could
+        change, until their account's stream is the hold-back window past them (in batch mode, to
+        the end of the input): then they are judged again, with what arrived meanwhile, and ship.
+        So objects read out of order within the window flag the same as in order."""
+        if not unsettled or not self._hold_verdicts:
+            return
+        held_now: set[int] = set()
+        for document, moment in unsettled:
+            account = _account(document.record)
+            deadline = None if self._window is None else moment + self._window
+            now = self.stream_time(account)
+            if deadline is not None and now is not None and now > deadline:
+                continue  # whatever came before it within the window has been read
+            held = Held(f"verdict:{document.event_id}", account, deadline, document.source, document.raw)
+            batch.step.writes.holds.append(held)
+            batch.step.waiting.setdefault(held.wait_on, []).append(held)
+            held_now.add(id(document))
+        if held_now:
+            batch.documents = [document for document in batch.documents if id(document) not in held_now]
+            batch.calls = [call for call in batch.calls if id(call[0]) not in held_now]
+            batch.held += len(held_now)
 
     def _release(self, wait_on: str, batch: Batch) -> None:
         """A link arrived: the records waiting on it are enriched again, wherever they wait."""

@@ -9,9 +9,12 @@ from typing import Protocol
 
 @dataclass(slots=True)
 class Held:
-    """A record waiting for a missing link of its chain (a parent session, a full copy)."""
+    """A record waiting for a missing link of its chain (a parent session, a full copy), or for
+    the earlier events that may change its baseline verdict."""
 
-    wait_on: str  # what releases it: "key:<access key id>" or "shared:<sharedEventID>"
+    # What releases it: "key:<access key id>", "shared:<sharedEventID>"; "verdict:<eventID>"
+    # waits for its deadline alone (a baseline verdict that earlier events may change).
+    wait_on: str
     account: str  # whose stream clock decides when the wait ends
     deadline: float | None  # event time (epoch seconds) after which it ships as it is; None: end of input
     source: str
@@ -48,7 +51,7 @@ class Writes:
         """(the links these writes register, the links their held records wait on), named as
         ``Held.wait_on`` names them: ``key:<access key id>``, ``shared:<sharedEventID>``."""
         registered = {f"{_LINKS[kind]}:{key}" for kind, key in (*self.values, *self.defaults) if kind in _LINKS}
-        return registered, {held.wait_on for held in self.holds}
+        return registered, {held.wait_on for held in self.holds if held.wait_on.partition(":")[0] in _STORED_AS}
 
     def __bool__(self) -> bool:
         return bool(self.values or self.defaults or self.clocks or self.holds or self.done or self.usage or self.seen

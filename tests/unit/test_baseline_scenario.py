@@ -13,6 +13,7 @@ from baseline_world import CONFIG, FIRST_DAY, build
 from cloudtrail import enrich_objects
 
 from forwarder.config import parse_config
+from forwarder.record import epoch
 from forwarder.state.sqlite import SqliteStore
 
 RATE_BOUND = 1 / 1000  # flagged regular assumptions after the learning period (issue #15's aim)
@@ -28,7 +29,7 @@ def _flags(assumerole: dict[str, Any]) -> set[str]:
 @cache
 def _run() -> tuple[Any, dict[str, set[str]]]:
     world = build()
-    sink = enrich_objects(world.objects(), parse_config(CONFIG), batch=False)
+    sink = enrich_objects(world.objects(), parse_config(CONFIG), batch=False, flush=True)
     return world, {doc.event_id: _flags(doc.assumerole) for doc in sink.documents if doc.assumerole}
 
 
@@ -58,16 +59,41 @@ def _flags_of_call(world: Any, flags: dict[str, set[str]]) -> list[set[str]]:
             and not r["eventName"].startswith("AssumeRole") and flags.get(r["eventID"])]
 
 
-def test_the_stream_with_its_objects_shuffled_inside_and_read_twice_flags_the_same(tmp_path: Any) -> None:
+def test_the_stream_out_of_order_within_the_hold_back_window_and_read_twice_flags_the_same(tmp_path: Any) -> None:
+    """Five-minute files, each late by up to the hold-back window (less its own five minutes, so
+    that no record comes after its account's stream is a window past it), those with a flagged
+    event as late as that allows, their records shuffled: the flags are those of the stream in
+    order, and so are those of the same stream read again."""
     world, flags = _run()
     rng = random.Random(7)
-    objects = [rng.sample(records, len(records)) for records in world.objects()]
+    config = parse_config(dict(CONFIG, chains={"hold_back_seconds": WINDOW}))
+    on_arrival = parse_config(dict(CONFIG, chains={"hold_back_seconds": WINDOW},
+                                   baseline=dict(CONFIG["baseline"], hold_verdicts=False)))
+    flagged = {event_id for event_id, raised in flags.items() if raised}
+    objects = [rng.sample(records, len(records)) for records in _late(world.objects(minutes=5), flagged, rng)]
     store = SqliteStore(tmp_path / "state.db")
-    config = parse_config(CONFIG)
     first = _documents(objects, config, store)
     store._db.execute("DELETE FROM seen")  # noqa: SLF001 - read again as if the duplicate window had passed
     second = _documents(objects, config, store)
     assert first == flags and second == flags
+    # Not vacuous: judged on arrival, the same order flags differently.
+    assert _documents(objects, on_arrival, SqliteStore()) != flags
+
+
+WINDOW = 3600
+
+
+def _late(objects: list[list[dict[str, Any]]], flagged: set[str], rng: random.Random) -> list[list[dict[str, Any]]]:
+    latest = WINDOW - 300
+
+    def arrives(records: list[dict[str, Any]]) -> float:
+        late = latest if any(r["eventID"] in flagged for r in records) else rng.uniform(0, latest)
+        return float(epoch(records[0]["eventTime"]) or 0) + late
+
+    arrival = sorted(objects, key=arrives)
+    overtaken = sum(1 for a, b in zip(arrival, arrival[1:]) if a[0]["eventTime"] > b[0]["eventTime"])
+    assert overtaken > len(objects) // 10, "the order barely changed: nothing would be tested"
+    return arrival
 
 
 def _documents(objects: list[list[dict[str, Any]]], config: Any, store: SqliteStore) -> dict[str, set[str]]:
@@ -82,4 +108,6 @@ def _documents(objects: list[list[dict[str, Any]]], config: Any, store: SqliteSt
     pipeline = Pipeline(Enricher(config, store), [sink], StderrDeadLetter())
     for number, records in enumerate(objects):
         pipeline.process(f"object-{number}.json", orjson.dumps({"Records": records}))
+    pipeline.flush()
+    assert len(sink.documents) == sum(map(len, objects)), "a record was lost or doubled on its way"
     return {doc.event_id: _flags(doc.assumerole) for doc in sink.documents if doc.assumerole}

@@ -25,7 +25,7 @@ def test_a_commit_is_durable_across_a_reopen(tmp_path: Path) -> None:
 def test_a_failure_inside_a_commit_leaves_nothing_behind(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state.db")
     store.put("stream", "111111111111", b"1.0")
-    broken = Held(None, "111111111111", 1.0, "s", b"{}")  # type: ignore[arg-type]  # NOT NULL refuses it, last
+    broken = Held("key:B", None, 1.0, "s", b"{}")  # type: ignore[arg-type]  # NOT NULL refuses it, last
     with pytest.raises(StateError, match=str(tmp_path)):
         store.commit(Writes(values={("session", "k1"): (b"one", None)}, clocks={"111111111111": 2.0},
                             holds=[_held("key:A"), broken]))
