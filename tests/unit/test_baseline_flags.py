@@ -4,6 +4,7 @@ stolen-session flags: what raises them, what does not, and that what a step lear
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ from hypothesis import strategies as st
 
 from cloudtrail import Collect, assume, call, issued_key, service, session_identity, user
 from forwarder.baseline.profile import readable
-from forwarder.config import parse_config
+from forwarder.config import RedisState, parse_config
 from forwarder.deadletter import StderrDeadLetter
 from forwarder.enrich import Enricher
 from forwarder.pipeline import NotDelivered, Pipeline
 from forwarder.sinks.base import SinkError
+from forwarder.state.redis import RedisStore
 from forwarder.state.sqlite import SqliteStore
 
 ORG = "111111111111"
@@ -56,12 +58,11 @@ class Run:
         self.sink = Collect()
         self.pipeline = Pipeline(Enricher(config, self.store), [self.sink], StderrDeadLetter())
 
-    def feed(self, objects: list[list[dict[str, Any]]]) -> Run:
+    def feed(self, objects: list[list[dict[str, Any]]], *, end: bool = True) -> Run:
         for number, records in enumerate(objects):
             self.pipeline.process(f"object-{number}.json", orjson.dumps({"Records": records}))
-        # What waits for a firm verdict (a flag) ships, judged again: as the daemon's stream
-        # going on a hold-back window would release it.
-        self.pipeline.flush()
+        if end:  # what waits for a firm verdict (a flag) ships, judged again, as at a daemon's stop
+            self.pipeline.flush()
         return self
 
     def baseline(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +91,40 @@ def test_nothing_is_raised_while_learning_then_departures_are() -> None:
     assert "bob has never assumed BreakGlassAdministrator; in 22 days they assumed HumanOps." in reasons
     assert any("5.188.10.0/24 (RU)" in r and "usual: 85.214.132.0/24 and 91.64.10.0/24" in r for r in reasons)
     assert any("Wednesday at 03:00 (Europe/Berlin)" in r and "usual: weekdays 10h and 13h" in r for r in reasons)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_flag_waits_for_the_earlier_events_of_the_hold_back_window(kind: str, request: pytest.FixtureRequest) -> None:
+    """Bob's first two assumptions from a hotel arrive in the wrong order, five minutes apart:
+    each is held as flagged on arrival, released when the stream is a window (15 minutes) past
+    it, judged again, and only the first in event time carries the flag; every record once."""
+    store = SqliteStore() if kind == "sqlite" else RedisStore(RedisState(
+        type="redis", url=request.getfixturevalue("redis_url"), key_prefix=f"t{uuid.uuid4().hex[:8]}:"))
+    history = _history()
+    run = Run(store).feed(history)
+    arrived = len(run.sink.documents)
+    at = START + timedelta(days=22, hours=2)
+    first, second = (_assume(at + timedelta(minutes=m), "90.84.7.10") for m in (0, 5))
+    run.feed([[second], [first]], end=False)
+    assert len(run.sink.documents) == arrived  # both wait: a flag, and the window not passed
+    run.feed([[_assume(at + timedelta(minutes=14))]], end=False)
+    assert len(run.sink.documents) == arrived + 1  # the usual one ships at once: nothing can change it
+    later = _assume(at + timedelta(minutes=21))  # the stream a window past both
+    run.feed([[later]], end=False)
+    assert _raised(run.baseline(first)) == {"new_network", "new_country"} and _raised(run.baseline(second)) == set()
+    # in = delivered: the history and the four, each once.
+    assert len(run.sink.documents) == len(run.sink.by_event()) == sum(map(len, history)) + 4
+    store.close()
+
+
+def test_without_holding_verdicts_the_order_of_arrival_decides() -> None:
+    config = parse_config({"organization": {"accounts": [ORG]},
+                           "baseline": {"timezone": "Europe/Berlin", "hold_verdicts": False}})
+    run = Run(config=config).feed(_history())
+    at = START + timedelta(days=22, hours=2)
+    first, second = (_assume(at + timedelta(minutes=m), "90.84.7.10") for m in (0, 5))
+    run.feed([[second], [first]])
+    assert _raised(run.baseline(first)) == _raised(run.baseline(second)) == {"new_network", "new_country"}
 
 
 def test_a_new_subject_is_learnt_before_anything_is_raised_for_it() -> None:
