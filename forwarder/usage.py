@@ -1,7 +1,7 @@
 """What was done with a session's key: the first and last call (event time), how many, from where.
 
 Kind ``usage`` in the state store, by access key id. A step folds its own calls into a delta
-(``Writes.usage``) with ``add_call``; the store merges each delta into what it holds inside its
+(``Writes.usage``) with ``count_calls``; the store merges each delta into what it holds inside its
 commit (``merged``; the Redis store runs the same merge in Lua), so two steps, or two daemons on
 one Redis, add up instead of overwriting each other's counts. The merge is commutative and
 associative: counts add, first and last are the minimum and maximum, and of the source
@@ -10,7 +10,7 @@ addresses and user agents the ``LIMIT`` seen earliest are kept, each with its fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,9 @@ def dump(usage: Usage) -> bytes:
 
 def add_call(previous: bytes | None, moment: float, ip: str | None, agent: str | None) -> bytes:
     """``previous`` (a usage value, or None) with one more call, made at ``moment``."""
-    call = Usage(1, moment, moment, {ip: moment} if ip else {}, {agent: moment} if agent else {})
-    return dump(call if previous is None else _merge(parse(previous), call))
+    usage = parse(previous) if previous is not None else Usage(0, moment, moment)
+    _add(usage, moment, ip, agent)
+    return dump(usage)
 
 
 def merged(stored: bytes | None, delta: bytes) -> Usage:
@@ -82,13 +83,46 @@ def readable(stored: bytes) -> Usage | None:
         return None
 
 
-def count_call(writes: Writes, key: str, record: Mapping[str, Any]) -> None:
-    """Count ``record``, a call made with the session key ``key``, into a step's writes. A call
+def count_calls(writes: Writes, calls: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+    """Count the calls, each (the session key it was made with, its record), into a step's
+    writes: one value per key, written once (not parsed and written again per call). A call
     without a readable ``eventTime`` cannot be placed in event time and is not counted."""
-    moment = epoch(record.get("eventTime"))
-    if moment is not None:
-        writes.usage[key] = add_call(writes.usage.get(key), moment, text(record.get("sourceIPAddress")),
-                                     text(record.get("userAgent")))
+    staged: dict[str, Usage] = {}
+    for key, record in calls:
+        moment = epoch(record.get("eventTime"))
+        if moment is None:
+            continue
+        usage = staged.get(key)
+        if usage is None:
+            previous = writes.usage.get(key)
+            usage = staged[key] = parse(previous) if previous is not None else Usage(0, moment, moment)
+        _add(usage, moment, text(record.get("sourceIPAddress")), text(record.get("userAgent")))
+    for key, usage in staged.items():
+        writes.usage[key] = dump(usage)
+
+
+def _add(usage: Usage, moment: float, ip: str | None, agent: str | None) -> None:
+    """One more call, in place: the same as merging a one-call value (``_merge``)."""
+    usage.calls += 1
+    usage.first, usage.last = min(usage.first, moment), max(usage.last, moment)
+    if ip and _see(usage.ips, ip, moment):
+        usage.more_ips = True
+    if agent and _see(usage.agents, agent, moment):
+        usage.more_agents = True
+
+
+def _see(firsts: dict[str, float], value: str, moment: float) -> bool:
+    """``value`` seen at ``moment``, the LIMIT earliest kept; True if one was cut."""
+    known = firsts.get(value)
+    if known is not None and known <= moment:
+        return False
+    firsts[value] = moment
+    if len(firsts) <= LIMIT:
+        return False
+    kept = sorted(firsts.items(), key=lambda item: (item[1], item[0]))[:LIMIT]
+    firsts.clear()
+    firsts.update(kept)
+    return True
 
 
 def _merge(a: Usage, b: Usage) -> Usage:

@@ -4,7 +4,7 @@ and the chains they form."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -142,13 +142,13 @@ class Sessions:
         # Written only where there is none yet if thin: a step in work elsewhere may commit
         # the full copy first.
         target = step.writes.defaults if session.thin else step.writes.values
-        target[("session", session.key)] = (orjson.dumps(asdict(session)), self._expiry(session))
+        target[("session", session.key)] = (orjson.dumps(session), self._expiry(session))
         return True
 
     def put_caller(self, shared_event_id: str, caller: Caller, expires_at: float | None) -> None:
         step = self._steps[-1]
         step.callers[shared_event_id] = caller
-        step.writes.values[("caller", shared_event_id)] = (orjson.dumps(asdict(caller)), expires_at)
+        step.writes.values[("caller", shared_event_id)] = (orjson.dumps(caller), expires_at)
 
     def get_caller(self, shared_event_id: str) -> Caller | None:
         for step in reversed(self._steps):

@@ -27,7 +27,7 @@ from forwarder.record import Undecodable, decode, epoch, mapping, parse_expirati
 from forwarder.enrich.step import Step
 from forwarder.errors import defect
 from forwarder.state.base import Held, StateError, StateStore
-from forwarder.usage import count_call
+from forwarder.usage import count_calls
 
 INSIGHT = "AwsCloudTrailInsight"
 
@@ -123,8 +123,8 @@ class Enricher:
             yield batch
             if self.baseline is not None:  # the step's documents, judged against one read of the baseline
                 self._hold_unsettled(batch, self.baseline.settle(batch.step))
-            for document, key in batch.calls:  # those that ship now: a held record counts when released
-                count_call(batch.step.writes, key, document.record)
+            # Those that ship now: a held record counts when it is released.
+            count_calls(batch.step.writes, ((key, document.record) for document, key in batch.calls))
         except BaseException:
             self.discard(batch.step)
             raise

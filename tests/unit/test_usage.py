@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import random
 
+from forwarder.record import epoch
 from forwarder.state.base import Writes
-from forwarder.usage import KEEP_SECONDS, LIMIT, Usage, add_call, count_call, dump, merged, parse
+from forwarder.usage import KEEP_SECONDS, LIMIT, Usage, add_call, count_calls, dump, merged, parse
 
 
 def _record(when: object, ip: object = "198.51.100.7", agent: object = "aws-cli/2.15.0") -> dict[str, object]:
@@ -20,13 +22,15 @@ def test_a_call_folded_into_nothing_and_into_a_value() -> None:
     assert two.expires_at == 100.0 + KEEP_SECONDS
 
 
-def test_count_call_reads_the_record_and_adds_up_within_a_step() -> None:
+def test_count_calls_reads_the_records_and_adds_up_within_a_step() -> None:
     writes = Writes()
-    count_call(writes, "K", _record("2026-03-31T14:41:05Z"))
-    count_call(writes, "K", _record("2026-03-31T14:46:05Z", ip="203.0.113.50", agent=None))
-    count_call(writes, "K", _record(None))  # no event time: cannot be placed, not counted
-    count_call(writes, "K", _record("2026-03-31T14:50:00Z", ip={"not": "text"}, agent=17))
-    count_call(writes, "J", _record(12))
+    count_calls(writes, [("K", _record("2026-03-31T14:41:05Z"))])
+    count_calls(writes, [
+        ("K", _record("2026-03-31T14:46:05Z", ip="203.0.113.50", agent=None)),
+        ("K", _record(None)),  # no event time: cannot be placed, not counted
+        ("K", _record("2026-03-31T14:50:00Z", ip={"not": "text"}, agent=17)),
+        ("J", _record(12)),
+    ])
     assert bool(writes) and set(writes.usage) == {"K"}
     seen = parse(writes.usage["K"])
     assert (seen.calls, seen.first, seen.last) == (3, 1774968065.0, 1774968600.0)
@@ -60,3 +64,20 @@ def test_a_stored_value_it_cannot_read_is_counted_afresh() -> None:
     delta = add_call(None, 10.0, None, None)
     for stored in (b"not json", b'{"count": 7}', b'{"calls": 1, "first": 1, "last": 1, "ips": [], "agents": {}}'):
         assert merged(stored, delta) == parse(delta)
+
+
+def test_a_step_counting_its_calls_in_place_holds_what_merging_them_one_by_one_holds() -> None:
+    rng = random.Random(3)
+    calls = [(rng.choice("KJ"), _record(f"2026-03-31T14:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z",
+                                        ip=f"198.51.100.{rng.randrange(15)}", agent=f"agent/{rng.randrange(14)}"))
+             for _ in range(200)]
+    writes = Writes()
+    count_calls(writes, calls)
+    for key in "KJ":
+        value = None
+        for called, record in calls:
+            if called == key:
+                moment = epoch(record["eventTime"])
+                assert moment is not None
+                value = dump(merged(value, add_call(None, moment, record["sourceIPAddress"], record["userAgent"])))
+        assert parse(writes.usage[key]) == parse(value or b""), key
