@@ -48,9 +48,7 @@ class _Work:
     """One step's part: the documents to judge, then what they taught (staged until it commits)."""
 
     step: Step
-    documents: list[Document] = field(default_factory=list)
     learnt: dict[str, Profile] = field(default_factory=dict)
-    holdable: set[int] = field(default_factory=set)  # ids of the documents whose verdict may wait
 
 
 class Baseline:
@@ -72,28 +70,19 @@ class Baseline:
 
     # -- the enricher's hooks ----------------------------------------------------------------
 
-    def note(self, step: Step, document: Document, holdable: bool) -> None:
-        """A document the step made: judged when the step ends. ``holdable``: it may be held
-        back for a firm verdict (not a record whose wait is over)."""
+    def settle(self, step: Step, documents: Sequence[Document], final: set[int]) -> list[tuple[Document, int]]:
+        """Judge the step's documents (those it enriched) and stage what they teach into its
+        writes: the issuances first (a key's calls all come after it), each group in event-time
+        order. Returns the documents whose verdict is not firm, with their event time: an earlier
+        event read later could still change it (see ``judge.flags``); not those of ``final``
+        (ids of documents whose wait is over)."""
+        self._work = {number: work for number, work in self._work.items()
+                      if any(work.step is s for s in self._steps)}
+        if not documents:
+            return []
         work = self._work.get(id(step))
         if work is None or work.step is not step:
             work = self._work[id(step)] = _Work(step)
-        work.documents.append(document)
-        if holdable:
-            work.holdable.add(id(document))
-
-    def settle(self, step: Step) -> list[tuple[Document, int]]:
-        """Judge the step's documents and stage what they teach into its writes: the issuances
-        first (a key's calls all come after it), each group in event-time order. Returns the
-        holdable documents whose verdict is not firm, with their event time: an earlier event
-        read later could still change it (see ``judge.flags``)."""
-        self._work = {number: work for number, work in self._work.items()
-                      if any(work.step is s for s in self._steps)}
-        work = self._work.get(id(step))
-        if work is None or not work.documents:
-            return []
-        documents, work.documents = work.documents, []
-        holdable, work.holdable = work.holdable, set()
         issuances: list[_Item] = []
         calls: list[tuple[Document, str, tuple[Origin, str | None, int | None]]] = []
         earliest: dict[str, str] = {}  # account -> its earliest eventTime in the step
@@ -128,18 +117,18 @@ class Baseline:
                     _join_into(into, f"a|{account}", Profile.at(int(moment)))
         self._issued = {}
         unsettled: list[tuple[Document, int]] = []
-        self._judge(sorted(issuances, key=_order), views, work, holdable, unsettled)
+        self._judge(sorted(issuances, key=_order), views, work, final, unsettled)
         self._judge(sorted(filter(None, (self._call(call, views) for call in calls)), key=_order), views, work,
-                    holdable, unsettled)
+                    final, unsettled)
         for key, learnt in work.learnt.items():
             step.writes.baseline[key] = profile.dump(learnt, self._key_bounds if key.startswith("k|") else self._bounds)
         return unsettled
 
-    def _judge(self, items: list[_Item], views: dict[str, Profile], work: _Work, holdable: set[int],
+    def _judge(self, items: list[_Item], views: dict[str, Profile], work: _Work, final: set[int],
                unsettled: list[tuple[Document, int]]) -> None:
         for item in items:
             item.judge(self, views)
-            if not item.firm and id(item.document) in holdable:
+            if not item.firm and id(item.document) not in final:
                 unsettled.append((item.document, item.moment))
             for key, observed in item.taught.items():
                 _join_into(views, key, observed)

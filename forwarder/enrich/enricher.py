@@ -87,6 +87,7 @@ class Batch:
     total: int = 0
     seen_before: set[tuple[str, str]] = field(default_factory=set)  # (account, eventID) in the store's window
     calls: list[tuple[Document, str]] = field(default_factory=list)  # documents of calls with a temporary key
+    final: set[int] = field(default_factory=set)  # ids of documents whose wait is over: shipped as judged
 
 
 class Enricher:
@@ -122,7 +123,7 @@ class Enricher:
         try:
             yield batch
             if self.baseline is not None:  # the step's documents, judged against one read of the baseline
-                self._hold_unsettled(batch, self.baseline.settle(batch.step))
+                self._hold_unsettled(batch, self.baseline.settle(batch.step, batch.documents, batch.final))
             # Those that ship now: a held record counts when it is released.
             count_calls(batch.step.writes, ((key, document.record) for document, key in batch.calls))
         except BaseException:
@@ -390,8 +391,8 @@ class Enricher:
         else:
             document = Document(record, assumerole, source, raw)
             batch.documents.append(document)
-            if self.baseline is not None:
-                self.baseline.note(batch.step, document, hold)
+            if not hold:
+                batch.final.add(id(document))
             if used is not None:
                 batch.calls.append((document, used))
         for released in registered:
