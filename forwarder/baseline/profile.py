@@ -17,7 +17,9 @@ stream read again) counts once:
   smallest 32-bit hashes of an eventID, its event time. Below ``sample`` events a day counts
   exactly; above, the count is estimated from the sample (k-minimum-values), and the same event
   seen twice is one hash. Days more than ``Bounds.days`` before the latest go. Stored as a flat
-  list ``[hash, time, hash, time...]`` in the order of the hashes.
+  list ``[hash, time, hash, time...]`` in the order of the hashes, and kept so when read: a day
+  becomes a mapping only where it is counted into or read (most of a pair's days are neither
+  when a step's delta is merged into it, and the days are most of its bytes).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class Profile:
     last: int
     facets: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # facet -> value -> [first, last]
     attrs: dict[str, list[Any]] = field(default_factory=dict)  # name -> [value (text), time]
-    days: dict[str, dict[int, int]] = field(default_factory=dict)  # day ordinal -> hash -> event time
+    # day ordinal -> hash -> event time; or, as read and not touched since, the stored flat list.
+    days: dict[str, dict[int, int] | list[int]] = field(default_factory=dict)
 
     # -- what a step observes ----------------------------------------------------------------
 
@@ -68,7 +71,7 @@ class Profile:
         self._widen(moment)
 
     def count(self, day: int, event_id: str, moment: int) -> None:
-        kept = self.days.setdefault(str(day), {})
+        kept = self._day(str(day))
         digest = event_hash(event_id)
         kept[digest] = min(kept.get(digest, moment), moment)
         self._widen(moment)
@@ -86,10 +89,21 @@ class Profile:
             if known is None or (moment, value) < (known[1], known[0]):
                 self.attrs[name] = [value, moment]
         for day, kept in other.days.items():
-            mine = self.days.setdefault(day, {})
-            for digest, moment in kept.items():
+            if day not in self.days and type(kept) is list:
+                self.days[day] = list(kept)
+                continue
+            mine = self._day(day)
+            for digest, moment in _pairs(kept):
                 mine[digest] = min(mine.get(digest, moment), moment)
         self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+
+    def _day(self, day: str) -> dict[int, int]:
+        """The day's sample as a mapping, to count into."""
+        kept = self.days.get(day)
+        if type(kept) is dict:
+            return kept
+        mapped = self.days[day] = dict(_pairs(kept)) if kept else {}
+        return mapped
 
     def copy(self) -> Profile:
         fresh = Profile(self.first, self.last)
@@ -116,8 +130,29 @@ class Profile:
 
     def sample(self, day: int, sample: int) -> dict[int, int]:
         """The day's bottom-k sample, cut to ``sample`` (a view may hold more)."""
-        kept = self.days.get(str(day), {})
+        kept = self._day(str(day)) if str(day) in self.days else {}
         return kept if len(kept) <= sample else dict(sorted(kept.items())[:sample])
+
+    def __eq__(self, other: object) -> bool:
+        """The same observations, whichever form a day is held in."""
+        if not isinstance(other, Profile):
+            return NotImplemented
+        return (self.first, self.last, self.facets, self.attrs) == (other.first, other.last, other.facets, other.attrs) \
+            and _flat_days(self) == _flat_days(other)
+
+
+def _pairs(kept: dict[int, int] | list[int]) -> Any:
+    """(hash, time) of a day in either form."""
+    return kept.items() if type(kept) is dict else zip(kept[0::2], kept[1::2])
+
+
+def _size(kept: dict[int, int] | list[int]) -> int:
+    return len(kept) if type(kept) is dict else len(kept) // 2
+
+
+def _flat_days(profile: Profile) -> dict[str, list[int]]:
+    return {day: kept if type(kept) is list else [n for item in sorted(kept.items()) for n in item]
+            for day, kept in profile.days.items()}
 
 
 def event_hash(event_id: str) -> int:
@@ -137,9 +172,8 @@ def day_total(kept: dict[int, int], sample: int) -> float:
 
 def dump(profile: Profile, bounds: Bounds | None = None) -> bytes:
     """A stored value, or (with ``bounds``) a step's delta."""
-    days = {day: [n for item in sorted(kept.items()) for n in item] for day, kept in profile.days.items()}
     data: dict[str, Any] = {"first": profile.first, "last": profile.last, "facets": profile.facets,
-                            "attrs": profile.attrs, "days": days}
+                            "attrs": profile.attrs, "days": _flat_days(profile)}
     if bounds is not None:
         data["bounds"] = [bounds.cap, bounds.keep, bounds.days, bounds.sample]
     return orjson.dumps(data)
@@ -152,8 +186,12 @@ def parse(value: bytes) -> tuple[Profile, Bounds | None]:
     facets, attrs, days = data["facets"], data["attrs"], data["days"]
     if not (isinstance(facets, dict) and isinstance(attrs, dict) and isinstance(days, dict)):
         raise TypeError("not a baseline value")
-    profile = Profile(int(data["first"]), int(data["last"]), facets, attrs,
-                      {day: dict(zip(flat[0::2], flat[1::2], strict=True)) if flat else {} for day, flat in days.items()})
+    for day, flat in days.items():
+        if type(flat) is not list or len(flat) % 2:
+            if flat != {}:
+                raise TypeError("not a day's sample")
+            days[day] = []
+    profile = Profile(int(data["first"]), int(data["last"]), facets, attrs, days)
     bounds = data.get("bounds")
     return profile, Bounds(*(int(b) for b in bounds)) if bounds is not None else None
 
@@ -193,6 +231,6 @@ def _bounded(target: Profile, other: Profile, bounds: Bounds) -> Profile:
         kept = target.days[day]
         if int(day) < newest - bounds.days:
             del target.days[day]
-        elif len(kept) > bounds.sample:
-            target.days[day] = dict(sorted(kept.items())[:bounds.sample])
+        elif _size(kept) > bounds.sample:
+            target.days[day] = dict(sorted(_pairs(kept))[:bounds.sample])
     return target

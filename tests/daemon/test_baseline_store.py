@@ -63,7 +63,7 @@ def test_sqlite_and_redis_hold_the_same_after_the_same_commits(tmp_path: Path, r
     for found in sqlite.values():
         assert found is not None
         assert all(len(values) <= BOUNDS.cap for values in found.facets.values())
-        assert all(len(kept) <= BOUNDS.sample for kept in found.days.values())
+        assert all(len(found.sample(int(day), 10**6)) <= BOUNDS.sample for day in found.days)
         assert max(map(int, found.days)) - min(map(int, found.days)) <= BOUNDS.days
 
 
@@ -97,6 +97,6 @@ def test_two_processes_on_one_redis_add_up(redis_url: str) -> None:
         (one if n % 2 else two).commit(Writes(baseline={"p|x": dump(seen, Bounds(50, 10**6, 28, 64))}))
     found = readable(one.get("baseline", "p|x") or b"")
     assert found is not None and (found.first, found.last) == (1000, 1029)
-    assert len(found.days["0"]) == 30 and set(found.facets["net"]) == {f"net-{n}" for n in range(5)}
+    assert len(found.sample(0, 64)) == 30 and set(found.facets["net"]) == {f"net-{n}" for n in range(5)}
     one.close()
     two.close()

@@ -241,7 +241,7 @@ def test_an_object_read_twice_after_a_failed_delivery_counts_once(store: Any) ->
     after = readable(store.get("baseline", f"p|{BOB['arn']}|{ROLE}") or b"")
     assert before is not None and after is not None
     day = str((START + timedelta(days=22, hours=1)).astimezone(ZoneInfo("Europe/Berlin")).toordinal())
-    assert day not in before.days and len(after.days[day]) == 3  # the three, once each
+    assert day not in before.days and len(after.sample(int(day), 64)) == 3  # the three, once each
     assert [d.assumerole["baseline"] for d in sink.documents] == [
         {**dict.fromkeys(("new_pair", "new_role_for_subject", "new_subject_for_role", "new_network", "new_country",
                           "new_region", "unusual_hour", "volume_spike", "learning"), False), "reasons": []}] * 3
