@@ -132,7 +132,11 @@ class Baseline:
                 unsettled.append((item.document, item.moment))
             for key, observed in item.taught.items():
                 _join_into(views, key, observed)
-                _join_into(work.learnt, key, observed)
+                known = work.learnt.get(key)
+                if known is None:
+                    work.learnt[key] = observed  # the item's own, held by nothing else: no copy
+                else:
+                    known.absorb(observed)
                 self._issued.pop(key, None)
 
     def _call(self, call: tuple[Document, str, tuple[Origin, str | None, int | None]],
