@@ -1,11 +1,14 @@
 """What the behaviour baseline costs: CPU per record on and off, state bytes per thousand pairs,
 and the Redis round trips it adds per object.
 
-    python benchmarks/baseline_cost.py [--copies 100] [--runs 3] [--pairs 1000] [--skip-cpu]
+    python benchmarks/baseline_cost.py [--copies 100] [--runs 3] [--pairs 1000] [--skip-cpu] [--instructions]
 
 1. CPU: `forwarder enrich` on enrich_throughput.py's input (the invictus records, COPIES times),
    baseline on (the default) and off, each in its own process pinned to one core; user + system
-   seconds of that process, best of RUNS.
+   seconds of that process, off and on in turn, best and median of RUNS. With --instructions,
+   also the instructions each executes (valgrind's callgrind, both at once, about 5 minutes for
+   the 290,000 records): a count that a shared machine's load does not move, where CPU seconds
+   of the same run can differ by a third.
 2. Bytes: PAIRS (subject, role) pairs, each assumed on 30 consecutive days (three times a day,
    from two networks, in office hours), committed through the enricher's own code into SQLite
    and into Redis; the baseline's stored bytes (SQLite: the values' length; Redis: MEMORY USAGE
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -76,6 +80,36 @@ def cpu(copies: int, runs: int) -> None:
         best = min(m[0] for m in measured["baseline on (default)"]) / min(m[0] for m in measured["baseline off"])
         print(f"the baseline costs {best - 1:.1%} more CPU (best against best); round by round "
               f"{statistics.median(ratios) - 1:.1%} (median), {min(ratios) - 1:.1%} .. {max(ratios) - 1:.1%}")
+
+
+def instructions(copies: int) -> None:
+    """Instructions executed by `forwarder enrich` off and on, start-up (an empty input) taken out."""
+    if not shutil.which("valgrind"):
+        sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        records = build(copies, root / "input")
+        off = root / "off.yaml"
+        off.write_text("baseline: {enabled: false}\n")
+        forwarder = [sys.executable, "-m", "forwarder", "enrich"]
+        runs = {"start-up": [*forwarder, os.devnull], "baseline off": [*forwarder, "--config", str(off), str(root / "input")],
+                "baseline on (default)": [*forwarder, str(root / "input")]}
+        started = {label: subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                   for label, command in runs.items()}
+        counted = {}
+        for label, process in started.items():
+            _, err = process.communicate()
+            found = re.search(r"I\s+refs:\s+([\d,]+)", err)
+            if not found or (process.returncode and label != "start-up"):  # an empty input exits 1
+                sys.exit(f"{label}: valgrind failed: {err[-500:]}")
+            counted[label] = int(found.group(1).replace(",", ""))
+        for label in ("baseline off", "baseline on (default)"):
+            work = counted[label] - counted["start-up"]
+            print(f"{label:36} {work / 1e9:8.2f} G instructions  {work / records:9.0f} per record (start-up "
+                  f"{counted['start-up'] / 1e9:.2f} G apart)")
+        extra = (counted["baseline on (default)"] - counted["start-up"]) / (counted["baseline off"] - counted["start-up"])
+        print(f"the baseline costs {extra - 1:.1%} more instructions")
 
 
 def _objects(pairs: int) -> list[list[dict[str, Any]]]:
@@ -200,11 +234,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--instructions", action="store_true", help="also count instructions with valgrind")
     args = parser.parse_args()
     if not args.skip_cpu:
         if not DATA.is_dir():
             sys.exit(f"needs the public samples at {DATA}")
         cpu(args.copies, args.runs)
+        if args.instructions:
+            instructions(args.copies)
     storage(args.pairs)
     print(f"(peak RSS of this script: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB, cpu {os.cpu_count()})")
 

@@ -8,6 +8,7 @@ record's own account, never the wall clock. In batch mode the wait ends with the
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+import heapq
 from itertools import repeat
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,9 @@ from forwarder.state.base import Held, StateError, StateStore
 from forwarder.usage import count_calls
 
 INSIGHT = "AwsCloudTrailInsight"
+# The account of a held verdict: released by the most advanced account's stream, so a flag on a
+# quiet account's trail does not wait for that trail to move on.
+VERDICTS = "*"
 
 
 class _Identity(msgspec.Struct, gc=False):
@@ -113,6 +117,7 @@ class Enricher:
         self._wake: set[str] = set()
         self.baseline = Baseline(config, store, self.policy, self._steps) if config.baseline.enabled else None
         self._hold_verdicts = config.baseline.hold_verdicts
+        self._verdicts: list[float] = []  # a heap: the deadlines of the verdicts this process held
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -207,6 +212,8 @@ class Enricher:
             if now is not None:
                 self._reprocess(self._due_here(batch, account, now), batch, hold=False)
                 self._reprocess(self.store.release_due(account, now), batch, hold=False)
+        if self._verdicts and (moment := self._most_advanced()) is not None and moment > self._verdicts[0]:
+            self._release_verdicts(moment, batch)  # only when one of this process's is due: no read per object
 
     def _due_here(self, batch: Batch, account: str, now: float) -> list[Held]:
         """This step's own holds whose wait the step's own records already ended."""
@@ -238,6 +245,7 @@ class Enricher:
                 # records wait no longer than the lag allowed between accounts.
                 stale = max(self._clock.values()) - self._account_lag
                 self._reprocess(self.store.release_stale(stale), batch, hold=False)
+                self._release_verdicts(max(self._clock.values()), batch)  # another process's too
         return batch
 
     def flush(self) -> Batch:
@@ -401,26 +409,38 @@ class Enricher:
 
     def _hold_unsettled(self, batch: Batch, unsettled: list[tuple[Document, int]]) -> None:
         """Hold back the documents whose baseline verdict an earlier event still to be read could
-        change, until their account's stream is the hold-back window past them (in batch mode, to
-        the end of the input): then they are judged again, with what arrived meanwhile, and ship.
-        So objects read out of order within the window flag the same as in order."""
+        change, until the most advanced account's stream is the hold-back window past them (in
+        batch mode, to the end of the input): then they are judged again, with what arrived
+        meanwhile, and ship. So objects read out of order within the window flag the same as in
+        order, and a quiet trail does not keep a flag back."""
         if not unsettled or not self._hold_verdicts:
             return
         held_now: set[int] = set()
+        now = self._most_advanced()
         for document, moment in unsettled:
-            account = _account(document.record)
             deadline = None if self._window is None else moment + self._window
-            now = self.stream_time(account)
             if deadline is not None and now is not None and now > deadline:
                 continue  # whatever came before it within the window has been read
-            held = Held(f"verdict:{document.event_id}", account, deadline, document.source, document.raw)
+            held = Held(f"verdict:{document.event_id}", VERDICTS, deadline, document.source, document.raw)
             batch.step.writes.holds.append(held)
             batch.step.waiting.setdefault(held.wait_on, []).append(held)
             held_now.add(id(document))
+            if deadline is not None:
+                heapq.heappush(self._verdicts, deadline)
         if held_now:
             batch.documents = [document for document in batch.documents if id(document) not in held_now]
             batch.calls = [call for call in batch.calls if id(call[0]) not in held_now]
             batch.held += len(held_now)
+
+    def _most_advanced(self) -> float | None:
+        """The stream time of the account furthest on, steps in work included."""
+        accounts = set(self._clock).union(*(step.writes.clocks for step in self._steps))
+        return max((t for t in map(self.stream_time, accounts) if t is not None), default=None)
+
+    def _release_verdicts(self, now: float, batch: Batch) -> None:
+        while self._verdicts and self._verdicts[0] < now:
+            heapq.heappop(self._verdicts)
+        self._reprocess(self.store.release_due(VERDICTS, now), batch, hold=False)
 
     def _release(self, wait_on: str, batch: Batch) -> None:
         """A link arrived: the records waiting on it are enriched again, wherever they wait."""

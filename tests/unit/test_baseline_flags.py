@@ -117,6 +117,19 @@ def test_a_flag_waits_for_the_earlier_events_of_the_hold_back_window(kind: str, 
     store.close()
 
 
+def test_a_flag_on_a_quiet_trail_waits_for_the_stream_furthest_on_not_for_its_own() -> None:
+    run = Run().feed(_history())
+    arrived = len(run.sink.documents)
+    at = START + timedelta(days=22, hours=2)
+    hotel = _assume(at, "90.84.7.10")
+    run.feed([[hotel]], end=False)
+    assert len(run.sink.documents) == arrived  # held: its own trail says nothing more
+    other = "222222222222"  # another account's trail, a window further on
+    run.feed([[assume(user(other, "dave"), f"arn:aws:iam::{other}:role/Ops", at + timedelta(minutes=16))]], end=False)
+    assert _raised(run.baseline(hotel)) == {"new_network", "new_country"}
+    assert len(run.sink.documents) == arrived + 2
+
+
 def test_without_holding_verdicts_the_order_of_arrival_decides() -> None:
     config = parse_config({"organization": {"accounts": [ORG]},
                            "baseline": {"timezone": "Europe/Berlin", "hold_verdicts": False}})
