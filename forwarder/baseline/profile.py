@@ -222,8 +222,11 @@ def _bounded(target: Profile, other: Profile, bounds: Bounds) -> Profile:
     """``target`` (changed in place) with ``other`` absorbed, cut to ``bounds``."""
     target.absorb(other)
     horizon = target.last - bounds.keep
+    # Nothing was last seen before the profile's first observation: a profile younger than the
+    # retention has nothing to forget, and only a facet over its cap is cut (no scan of every value).
+    young = target.first >= horizon
     for name, union in target.facets.items():
-        if len(union) > bounds.cap or any(t[1] < horizon for t in union.values()):
+        if len(union) > bounds.cap or (not young and any(t[1] < horizon for t in union.values())):
             kept = sorted(((v, t) for v, t in union.items() if t[1] >= horizon), key=lambda item: (-item[1][1], item[0]))
             target.facets[name] = dict(kept[:bounds.cap])
     newest = max((int(d) for d in target.days), default=0)
