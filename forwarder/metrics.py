@@ -38,7 +38,7 @@ class Metrics:
             "forwarder_delivery_lag_seconds", "Wall-clock time from eventTime to acceptance by a sink",
             ["sink"], buckets=_LAG_BUCKETS, registry=r,
         )
-        self.held = Gauge("forwarder_held_records", "Records held back for a late parent session", registry=r)
+        self.held = Gauge("forwarder_held_records", "Records held back for a late parent session, or a flag for earlier events", registry=r)
         self.sessions = Gauge("forwarder_session_store_size", "Sessions in the state store", registry=r)
         self.last_receive = Gauge(
             "forwarder_last_receive_timestamp_seconds", "When the source last completed a receive or listing", registry=r
