@@ -63,9 +63,8 @@ def dump(usage: Usage) -> bytes:
 
 def add_call(previous: bytes | None, moment: float, ip: str | None, agent: str | None) -> bytes:
     """``previous`` (a usage value, or None) with one more call, made at ``moment``."""
-    usage = parse(previous) if previous is not None else Usage(0, moment, moment)
-    _add(usage, moment, ip, agent)
-    return dump(usage)
+    call = _one_call(moment, ip, agent)
+    return dump(call if previous is None else _merge(parse(previous), call))
 
 
 def merged(stored: bytes | None, delta: bytes) -> Usage:
@@ -92,37 +91,17 @@ def count_calls(writes: Writes, calls: Iterable[tuple[str, Mapping[str, Any]]]) 
         moment = epoch(record.get("eventTime"))
         if moment is None:
             continue
-        usage = staged.get(key)
-        if usage is None:
-            previous = writes.usage.get(key)
-            usage = staged[key] = parse(previous) if previous is not None else Usage(0, moment, moment)
-        _add(usage, moment, text(record.get("sourceIPAddress")), text(record.get("userAgent")))
+        call = _one_call(moment, text(record.get("sourceIPAddress")), text(record.get("userAgent")))
+        known = staged.get(key)
+        if known is None and (previous := writes.usage.get(key)) is not None:
+            known = parse(previous)
+        staged[key] = call if known is None else _merge(known, call)
     for key, usage in staged.items():
         writes.usage[key] = dump(usage)
 
 
-def _add(usage: Usage, moment: float, ip: str | None, agent: str | None) -> None:
-    """One more call, in place: the same as merging a one-call value (``_merge``)."""
-    usage.calls += 1
-    usage.first, usage.last = min(usage.first, moment), max(usage.last, moment)
-    if ip and _see(usage.ips, ip, moment):
-        usage.more_ips = True
-    if agent and _see(usage.agents, agent, moment):
-        usage.more_agents = True
-
-
-def _see(firsts: dict[str, float], value: str, moment: float) -> bool:
-    """``value`` seen at ``moment``, the LIMIT earliest kept; True if one was cut."""
-    known = firsts.get(value)
-    if known is not None and known <= moment:
-        return False
-    firsts[value] = moment
-    if len(firsts) <= LIMIT:
-        return False
-    kept = sorted(firsts.items(), key=lambda item: (item[1], item[0]))[:LIMIT]
-    firsts.clear()
-    firsts.update(kept)
-    return True
+def _one_call(moment: float, ip: str | None, agent: str | None) -> Usage:
+    return Usage(1, moment, moment, {ip: moment} if ip else {}, {agent: moment} if agent else {})
 
 
 def _merge(a: Usage, b: Usage) -> Usage:

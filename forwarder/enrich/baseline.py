@@ -200,7 +200,7 @@ def _item(document: Document, where: tuple[Origin, str | None, int | None], key:
         return None
     origin_, country, as_number = where
     base = (int(moment), text(record.get("eventID")) or "", text(record.get("recipientAccountId")) or "",
-            origin_.network, country, as_number, origin_.public, record, assumerole, document)
+            origin_.network, country, as_number, origin_.public, document)
     if key is not None:
         return _Used(*base, key)
     event = text(record.get("eventName"))
@@ -243,11 +243,18 @@ class _Item:
     country: str | None
     as_number: int | None
     public: bool
-    record: dict[str, Any]
-    assumerole: dict[str, Any]
     document: Document
     taught: dict[str, Profile] = field(default_factory=dict, init=False)
     firm: bool = field(default=True, init=False)  # no earlier event read later can change the fields
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.document.record
+
+    @property
+    def assumerole(self) -> dict[str, Any]:
+        assert self.document.assumerole is not None  # only enriched documents are judged
+        return self.document.assumerole
 
     def judge(self, baseline: Baseline, views: dict[str, Profile]) -> None:
         """Set the document's fields and ``firm``; what it teaches goes into ``taught``."""

@@ -245,7 +245,8 @@ class Enricher:
                 # records wait no longer than the lag allowed between accounts.
                 stale = max(self._clock.values()) - self._account_lag
                 self._reprocess(self.store.release_stale(stale), batch, hold=False)
-                self._release_verdicts(max(self._clock.values()), batch)  # another process's too
+            if (furthest := self._most_advanced()) is not None:
+                self._release_verdicts(furthest, batch)  # another process's too
         return batch
 
     def flush(self) -> Batch:
