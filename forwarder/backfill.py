@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
+from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
 from forwarder.config import Config, ConfigError, S3Source
@@ -116,6 +117,10 @@ def run_backfill(config: Config, first: date, last: date, bucket: str | None, pr
     except NotDelivered as exc:  # nothing of the object was kept: the position is before it
         print(f"forwarder: {job} stopped: {exc.reason}; run the same command again to resume", file=sys.stderr)
         return 3 if isinstance(exc, MustStop) else 1
+    except (BotoCoreError, ClientError) as exc:  # listing the range: nothing past the position was read
+        print(f"forwarder: {job} stopped: listing s3://{source.bucket}/ failed: {exc}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 1
     finally:
         runtime.close()
     shipped = f"{result.delivered} documents delivered" if not learn else "learnt, nothing shipped"

@@ -113,3 +113,15 @@ def test_baseline_build_takes_files_or_a_range_not_both(world: World, capsys: py
     for arguments in (["--from", "2026-03-30"], ["--from", "2026-03-30", "--to", "2026-03-31", "AWSLogs"], []):
         assert main(["baseline", "build", "--config", config, *arguments]) == 2
         assert "give either PATH... (files) or both --from and --to (S3)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["backfill"], ["baseline", "build"]])
+def test_a_range_whose_bucket_cannot_be_listed_stops_with_the_bucket_named(
+        world: World, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(world.config(source=_poll_source(world)))
+    arguments = [*command, "--config", config, "--from", "2026-03-30", "--to", "2026-03-30", "--no-progress",
+                 "--bucket", f"{world.bucket}-missing"]
+    assert main(arguments) == 1
+    err = capsys.readouterr().err
+    assert f"stopped: listing s3://{world.bucket}-missing/ failed: " in err and "NoSuchBucket" in err
+    assert "Traceback" not in err and world.event_ids() == []
