@@ -260,7 +260,7 @@ def short(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Issuance:
-    """Where a session's credentials were issued, as its key's profile remembers it."""
+    """Where a session's credentials were issued (its session remembers the issuing call)."""
 
     ip: str | None
     network: str | None
@@ -268,15 +268,6 @@ class Issuance:
     as_number: int | None
     vpc_endpoint_id: str | None
     user_agent: str | None
-
-    @classmethod
-    def of(cls, key: Profile | None) -> Issuance | None:
-        attrs = key.attrs if key is not None else {}
-        if "net" not in attrs and "ip" not in attrs:
-            return None
-        number = attrs.get("as", [None])[0]
-        return cls(attrs.get("ip", [None])[0], attrs.get("net", [None])[0], attrs.get("cc", [None])[0],
-                   int(number) if number else None, attrs.get("vpce", [None])[0], attrs.get("ua", [None])[0])
 
     def fields(self) -> dict[str, Any]:
         return {"ip": self.ip, "network": self.network, "country": self.country,
@@ -300,15 +291,16 @@ class Call:
     vpc_endpoint_id: str | None
 
 
-def elsewhere(call: Call, issued: Issuance | None) -> bool:
-    """The call comes from a public network other than the one the key was issued from (its
-    first such call is flagged, once per network: see ``Baseline``)."""
-    if issued is None or issued.ip is None or not call.public or call.network == issued.network:
+def elsewhere(issued: Issuance | None, public: bool, network: str | None, as_number: int | None,
+              vpc_endpoint_id: str | None) -> bool:
+    """A call from ``network`` comes from a public network other than the one the key was issued
+    from (its first such call is flagged, once per network: see ``Baseline``)."""
+    if issued is None or issued.ip is None or not public or not network or network == issued.network:
         return False  # issued to an AWS service (its calls come from anywhere), or the same network
-    if call.vpc_endpoint_id and call.vpc_endpoint_id == issued.vpc_endpoint_id:
+    if vpc_endpoint_id and vpc_endpoint_id == issued.vpc_endpoint_id:
         return False
     # One provider's network seen under two /24s (an office's or a mobile carrier's range).
-    return not (call.as_number and call.as_number == issued.as_number)
+    return not (as_number and as_number == issued.as_number)
 
 
 def moved_reason(call: Call, issued: Issuance) -> str:

@@ -12,7 +12,6 @@ stream read again) counts once:
 * ``facets``: named sets of values (networks, countries, hours of the week, days active,
   roles...), each value with its first and last observation; past ``Bounds.cap`` values the least
   recently seen go, and a value not seen for ``Bounds.keep`` seconds before the profile's last goes;
-* ``attrs``: named single values (text), the earliest observation's standing (where a session was issued);
 * ``days``: per local day, a bottom-k sample of the day's events: for each of the ``Bounds.sample``
   smallest 32-bit hashes of an eventID, its event time. Below ``sample`` events a day counts
   exactly; above, the count is estimated from the sample (k-minimum-values), and the same event
@@ -48,7 +47,6 @@ class Profile:
     first: int
     last: int
     facets: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # facet -> value -> [first, last]
-    attrs: dict[str, list[Any]] = field(default_factory=dict)  # name -> [value (text), time]
     # day ordinal -> hash -> event time; or, as read and not touched since, the stored flat list.
     days: dict[str, dict[int, int] | list[int]] = field(default_factory=dict)
 
@@ -62,12 +60,6 @@ class Profile:
         seen = self.facets.setdefault(facet, {})
         known = seen.get(value)
         seen[value] = [moment, moment] if known is None else [min(known[0], moment), max(known[1], moment)]
-        self._widen(moment)
-
-    def fix(self, name: str, value: str, moment: int) -> None:
-        known = self.attrs.get(name)
-        if known is None or (moment, value) < (known[1], known[0]):
-            self.attrs[name] = [value, moment]
         self._widen(moment)
 
     def count(self, day: int, event_id: str, moment: int) -> None:
@@ -84,10 +76,6 @@ class Profile:
             for value, (f, l) in values.items():
                 known = seen.get(value)
                 seen[value] = [f, l] if known is None else [min(known[0], f), max(known[1], l)]
-        for name, (value, moment) in other.attrs.items():
-            known = self.attrs.get(name)
-            if known is None or (moment, value) < (known[1], known[0]):
-                self.attrs[name] = [value, moment]
         for day, kept in other.days.items():
             if day not in self.days and type(kept) is list:
                 self.days[day] = list(kept)
@@ -137,7 +125,7 @@ class Profile:
         """The same observations, whichever form a day is held in."""
         if not isinstance(other, Profile):
             return NotImplemented
-        return (self.first, self.last, self.facets, self.attrs) == (other.first, other.last, other.facets, other.attrs) \
+        return (self.first, self.last, self.facets) == (other.first, other.last, other.facets) \
             and _flat_days(self) == _flat_days(other)
 
 
@@ -173,7 +161,7 @@ def day_total(kept: dict[int, int], sample: int) -> float:
 def dump(profile: Profile, bounds: Bounds | None = None) -> bytes:
     """A stored value, or (with ``bounds``) a step's delta."""
     data: dict[str, Any] = {"first": profile.first, "last": profile.last, "facets": profile.facets,
-                            "attrs": profile.attrs, "days": _flat_days(profile)}
+                            "days": _flat_days(profile)}
     if bounds is not None:
         data["bounds"] = [bounds.cap, bounds.keep, bounds.days, bounds.sample]
     return orjson.dumps(data)
@@ -183,15 +171,15 @@ def parse(value: bytes) -> tuple[Profile, Bounds | None]:
     data = orjson.loads(value)
     # Redis's Lua writes an empty table as {} either way. The numbers are whole seconds and
     # hashes both ways (cjson writes integers below 10^14 as integers).
-    facets, attrs, days = data["facets"], data["attrs"], data["days"]
-    if not (isinstance(facets, dict) and isinstance(attrs, dict) and isinstance(days, dict)):
+    facets, days = data["facets"], data["days"]
+    if not (isinstance(facets, dict) and isinstance(days, dict)):
         raise TypeError("not a baseline value")
     for day, flat in days.items():
         if type(flat) is not list or len(flat) % 2:
             if flat != {}:
                 raise TypeError("not a day's sample")
             days[day] = []
-    profile = Profile(int(data["first"]), int(data["last"]), facets, attrs, days)
+    profile = Profile(int(data["first"]), int(data["last"]), facets, days)
     bounds = data.get("bounds")
     return profile, Bounds(*(int(b) for b in bounds)) if bounds is not None else None
 

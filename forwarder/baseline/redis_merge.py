@@ -12,7 +12,7 @@ MERGE = """
 local function readable(raw)
   local ok, value = pcall(cjson.decode, raw or 'null')
   if not ok or type(value) ~= 'table' then return nil end
-  for _, name in ipairs({'facets', 'attrs', 'days'}) do
+  for _, name in ipairs({'facets', 'days'}) do
     if type(value[name]) ~= 'table' then return nil end
   end
   if type(value.first) ~= 'number' or type(value.last) ~= 'number' then return nil end
@@ -26,9 +26,9 @@ local function names(a, b)
 end
 local delta = cjson.decode(ARGV[2])
 local cap, keep, kept_days, sample = delta.bounds[1], delta.bounds[2], delta.bounds[3], delta.bounds[4]
-local old = readable(redis.call('HGET', KEYS[1], ARGV[1])) or {first = delta.first, last = delta.last, facets = {}, attrs = {}, days = {}}
+local old = readable(redis.call('HGET', KEYS[1], ARGV[1])) or {first = delta.first, last = delta.last, facets = {}, days = {}}
 local last = math.max(old.last, delta.last)
-local out = {first = math.min(old.first, delta.first), last = last, facets = {}, attrs = {}, days = {}}
+local out = {first = math.min(old.first, delta.first), last = last, facets = {}, days = {}}
 
 for name in pairs(names(old.facets, delta.facets)) do
   local union = {}
@@ -52,12 +52,6 @@ for name in pairs(names(old.facets, delta.facets)) do
     kept = cut
   end
   out.facets[name] = kept
-end
-
-for name, pair in pairs(old.attrs) do out.attrs[name] = pair end
-for name, pair in pairs(delta.attrs) do
-  local known = out.attrs[name]
-  if known == nil or pair[2] < known[2] or (pair[2] == known[2] and pair[1] < known[1]) then out.attrs[name] = pair end
 end
 
 local newest = nil

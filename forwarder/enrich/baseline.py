@@ -8,12 +8,16 @@ merges inside the commit (forwarder/baseline/profile.py): a step that fails leav
 one seen twice (in work and committed) counts once.
 
 Keys of kind ``baseline``: ``g`` (the whole baseline), ``s|<subject>``, ``r|<role>``,
-``p|<subject>|<role>``, ``k|<access key>`` (where a session was issued, and the networks its
-calls came from), ``a|<account>`` (since when the account's trail is read).
+``p|<subject>|<role>``, ``k|<access key>`` (the networks other than its issuance's that a session's
+calls came from, and whether its issuance is unknown: flagged once each), ``a|<account>`` (since
+when the account's trail is read). Where a session was issued is the session's own
+(forwarder/enrich/chains.py): the calls read it with their chain, and most steps read nothing
+else here (calls from where their key was issued, no role assumption).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +34,7 @@ from forwarder.baseline.profile import Bounds, Profile, event_hash
 from forwarder.config import Config
 from forwarder.document import Document
 from forwarder.enrich.assumption import ISSUANCE_EVENTS, ROLE_EVENTS, STS
-from forwarder.enrich.chains import MAX_SESSION_SECONDS
+from forwarder.enrich.chains import MAX_SESSION_SECONDS, Sessions
 from forwarder.enrich.identity import account_of
 from forwarder.enrich.policy import Policy
 from forwarder.record import epoch, mapping, text
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 
 KIND = "baseline"
 EVERYTHING = "g"
+_KEPT = 65536  # issuances and account trails remembered in memory
+_ASK_AGAIN = 64
 
 
 @dataclass(slots=True)
@@ -52,11 +58,13 @@ class _Work:
 
 
 class Baseline:
-    def __init__(self, config: Config, store: StateStore, policy: Policy, steps: Sequence[Step]) -> None:
+    def __init__(self, config: Config, store: StateStore, policy: Policy, steps: Sequence[Step],
+                 sessions: Sessions) -> None:
         settings = config.baseline
         self._store = store
         self._policy = policy
         self._steps = steps  # the enricher's steps in work
+        self._sessions = sessions
         self._zone = ZoneInfo(settings.timezone or config.roles.human.business_hours.timezone)
         volume = settings.volume
         self.rules = Rules(settings.learning_days * DAY, settings.min_days_seen, volume.days, volume.floor,
@@ -66,14 +74,23 @@ class Baseline:
         self._key_bounds = Bounds(settings.max_values, MAX_SESSION_SECONDS + config.chains.session_margin_seconds, 0, 1)
         self.geo = Geo(settings.mmdb)
         self._work: dict[int, _Work] = {}
-        self._issued: dict[str, tuple[Issuance | None, dict[str, Any]]] = {}  # per settle: a key's issuance
+        # A key's issuance, once its session is known: it never changes.
+        self._issued: dict[str, tuple[Issuance, dict[str, Any]]] = {}
+        # Keys whose session was not known, asked again once this process stages one, and every
+        # _ASK_AGAIN steps (another process may have stored it since).
+        self._absent: set[str] = set()
+        self._settled = 0
+        self._sources: dict[str, tuple[tuple[Origin, str | None, int | None], dict[str, Any]]] = {}
+        # Since when an account's trail is read, as last read or committed here (for whether a step
+        # moves it: a stale one only writes a moment again, which the merge takes once).
+        self._trails: dict[str, Profile] = {}
 
     # -- the enricher's hooks ----------------------------------------------------------------
 
     def settle(self, step: Step, documents: Sequence[Document], final: set[int]) -> list[tuple[Document, int]]:
         """Judge the step's documents (those it enriched) and stage what they teach into its
-        writes: the issuances first (a key's calls all come after it), each group in event-time
-        order. Returns the documents whose verdict is not firm, with their event time: an earlier
+        writes: the role assumptions, then the calls not from where their key was issued, each
+        group in event-time order. Returns the documents whose verdict is not firm, with their event time: an earlier
         event read later could still change it (see ``judge.flags``); not those of ``final``
         (ids of documents whose wait is over)."""
         self._work = {number: work for number, work in self._work.items()
@@ -84,7 +101,7 @@ class Baseline:
         if work is None or work.step is not step:
             work = self._work[id(step)] = _Work(step)
         issuances: list[_Item] = []
-        calls: list[tuple[Document, str, tuple[Origin, str | None, int | None]]] = []
+        used: list[tuple[Document, str, tuple[Origin, str | None, int | None]]] = []
         earliest: dict[str, str] = {}  # account -> its earliest eventTime in the step
         for document in documents:
             record, assumerole = document.record, document.assumerole
@@ -96,68 +113,93 @@ class Baseline:
                 earliest[account] = when
             where = self._source(record, assumerole)
             if record.get("eventSource") == STS and record.get("eventName") in ISSUANCE_EVENTS:
-                item = _item(document, where, None)
+                # A role assumption is behaviour; every issuance's whereabouts are its session's.
+                item = _item(document, where, None) if record.get("eventName") in ROLE_EVENTS else None
                 if item is not None:
                     issuances.append(item)
                 continue
             session = assumerole.get("session")
             key = session.get("access_key_id") if type(session) is dict else None
             if type(key) is str and key:
-                calls.append((document, key, where))
-        keys = {key for item in issuances if isinstance(item, _Issued) for key in item.keys}
-        keys |= {f"k|{key}" for _, key, _ in calls}
-        keys |= {f"a|{account}" for account in earliest}
-        keys |= {f"a|{issuer}" for document, _, _ in calls if (issuer := _unresolved_issuer(document.assumerole, document.record))}
-        views = self._views(keys, step)
+                used.append((document, key, where))
+        self._settled += 1
+        if self._settled % _ASK_AGAIN == 0 or len(self._absent) >= _KEPT:
+            self._absent.clear()
+        else:
+            self._absent.difference_update(step.sessions)
+        calls = [item for item in (self._call(*call) for call in used) if item is not None]  # to judge one by one
+        keys = {key for item in issuances for key in item.reads}
+        for item in calls:  # the networks already flagged for the key; for an unknown issuance, its account's trail
+            keys |= item.reads
+            if issuer := _unresolved_issuer(item.assumerole, item.record):
+                keys.add(f"a|{issuer}")
+        keys |= {f"a|{account}" for account in earliest if account not in self._trails}
+        views = self._views(keys, step) if keys else {}
         # Since when each account's trail is read (for unknown issuances): its earliest event.
         for account, when in earliest.items():
-            moment = epoch(when)
-            if moment is not None and _moves(views.get(f"a|{account}"), int(moment)):
-                for into in (views, work.learnt):
-                    _join_into(into, f"a|{account}", Profile.at(int(moment)))
-        self._issued = {}
+            moment, key = epoch(when), f"a|{account}"
+            read = views.get(key)
+            if read is not None:
+                _remember(self._trails, account, read.copy())
+            trail = read or self._trails.get(account)
+            if moment is not None and _moves(trail, int(moment)):
+                moved = Profile.at(int(moment))
+                _join_into(work.learnt, key, moved)  # known here once it commits
+                if read is None and trail is not None:
+                    views[key] = trail.copy()
+                _join_into(views, key, moved)
         unsettled: list[tuple[Document, int]] = []
         self._judge(sorted(issuances, key=_order), views, work, final, unsettled)
-        self._judge(sorted(filter(None, (self._call(call, views) for call in calls)), key=_order), views, work,
-                    final, unsettled)
+        self._judge(sorted(calls, key=_order), views, work, final, unsettled)
         for key, learnt in work.learnt.items():
             step.writes.baseline[key] = profile.dump(learnt, self._key_bounds if key.startswith("k|") else self._bounds)
         return unsettled
 
-    def _judge(self, items: list[_Item], views: dict[str, Profile], work: _Work, final: set[int],
+    def _judge(self, items: Sequence[_Item], views: dict[str, Profile], work: _Work, final: set[int],
                unsettled: list[tuple[Document, int]]) -> None:
+        # What an item teaches joins the views only where a later item of the step reads it.
+        readers = Counter(key for item in items for key in item.reads)
         for item in items:
+            readers.subtract(item.reads)
             item.judge(self, views)
             if not item.firm and id(item.document) not in final:
                 unsettled.append((item.document, item.moment))
             for key, observed in item.taught.items():
-                _join_into(views, key, observed)
+                if readers[key] > 0:
+                    _join_into(views, key, observed)
                 known = work.learnt.get(key)
                 if known is None:
                     work.learnt[key] = observed  # the item's own, held by nothing else: no copy
                 else:
                     known.absorb(observed)
-                self._issued.pop(key, None)
 
-    def _call(self, call: tuple[Document, str, tuple[Origin, str | None, int | None]],
-              views: dict[str, Profile]) -> _Item | None:
+    def _call(self, document: Document, key: str, where: tuple[Origin, str | None, int | None]) -> _Used | None:
         """A call's fields at once when it comes from where its key was issued, or its issuance
         is unknown but its chain resolved (most calls); else the item to judge in event-time order."""
-        document, key, (where, _, _) = call
-        issued, issued_from = self.issuance(key, views)
-        if (not where.public or where.network == issued.network) if issued is not None else (
-                (document.assumerole.get("chain") or {}).get("resolved")):  # resolved: no key of unknown origin
-            # One issued_from mapping for all the step's calls with the key: no one changes a document's fields.
-            document.assumerole["session"].update(issued_from=issued_from, new_network=False, unknown_issuance=False,
-                                                  reasons=[])
+        issued, quiet = self.issuance(key)
+        network, _, as_number = where
+        if not elsewhere(issued, network.public, network.network, as_number, text(document.record.get("vpcEndpointId"))) \
+                if issued is not None else (document.assumerole.get("chain") or {}).get("resolved"):
+            # The same fields for all the calls with the key (nothing changes a document's fields).
+            document.assumerole["session"].update(quiet)
             return None
-        return _item(document, call[2], key)
+        item = _item(document, where, key)
+        return item if isinstance(item, _Used) else None
 
     def _source(self, record: dict[str, Any], assumerole: dict[str, Any]) -> tuple[Origin, str | None, int | None]:
-        where = origin(text(record.get("sourceIPAddress")))
-        country, as_number = self.geo.locate(where.ip) if where.ip and where.public else (None, None)
-        assumerole["source"] = {"network": where.network, "country": country, "as_number": as_number}
-        return where, country, as_number
+        where, fields = self._located(text(record.get("sourceIPAddress")))
+        assumerole["source"] = fields  # one mapping per address, as for the session's fields
+        return where
+
+    def _located(self, source: str | None) -> tuple[tuple[Origin, str | None, int | None], dict[str, Any]]:
+        """A ``sourceIPAddress`` as an origin with its country and AS number, and as ``source`` fields."""
+        found = self._sources.get(source or "")
+        if found is None:
+            where = origin(source)
+            country, as_number = self.geo.locate(where.ip) if where.ip and where.public else (None, None)
+            fields = {"network": where.network, "country": country, "as_number": as_number}
+            found = _remember(self._sources, source or "", ((where, country, as_number), fields))
+        return found
 
     def forget_before(self, moment: float) -> int:
         return self._store.expire(KIND, moment)
@@ -177,13 +219,32 @@ class Baseline:
                     _join_into(views, key, work.learnt[key])
         return views
 
-    def issuance(self, key: str, views: dict[str, Profile]) -> tuple[Issuance | None, dict[str, Any]]:
-        """Where ``key`` was issued, and its ``issued_from`` fields: read once per step and key."""
+    def issuance(self, key: str) -> tuple[Issuance | None, dict[str, Any]]:
+        """Where ``key`` was issued, as its session remembers it, and the session fields of a call
+        with it that raises no flag."""
         found = self._issued.get(key)
-        if found is None:
-            issued = Issuance.of(views.get(f"k|{key}"))
-            found = self._issued[key] = (issued, issued.fields() if issued else NO_ISSUANCE)
-        return found
+        if found is not None:
+            return found
+        session = self._sessions.get(key) if key not in self._absent else None
+        if session is None or session.source_ip is None:
+            self._absent.add(key)
+            return None, _QUIET_UNKNOWN  # not remembered: its issuance may still be read
+        (where, country, as_number), _ = self._located(session.source_ip)
+        issued = Issuance(where.ip, where.network, country, as_number, session.vpc_endpoint_id, session.agent_family)
+        return _remember(self._issued, key, (issued, _quiet(issued.fields())))
+
+    def committed(self, step: Step) -> None:
+        """The step's writes are durable: the account trails it moved are known as moved."""
+        work = self._work.pop(id(step), None)
+        if work is None or work.step is not step:
+            return
+        for key, learnt in work.learnt.items():
+            if key.startswith("a|"):
+                trail = self._trails.get(key[2:])
+                if trail is None:
+                    _remember(self._trails, key[2:], learnt.copy())
+                else:
+                    trail.absorb(learnt)
 
     def local(self, moment: int) -> datetime:
         return datetime.fromtimestamp(moment, UTC).astimezone(self._zone)
@@ -193,7 +254,7 @@ class Baseline:
 
 
 def _item(document: Document, where: tuple[Origin, str | None, int | None], key: str | None) -> _Item | None:
-    """An issuance (``key`` None) or a call with ``key``, to judge."""
+    """A role assumption (``key`` None) or a call with ``key``, to judge."""
     record, assumerole = document.record, document.assumerole
     moment = epoch(record.get("eventTime") or record.get("@timestamp"))
     if assumerole is None or moment is None:
@@ -203,8 +264,21 @@ def _item(document: Document, where: tuple[Origin, str | None, int | None], key:
             origin_.network, country, as_number, origin_.public, document)
     if key is not None:
         return _Used(*base, key)
-    event = text(record.get("eventName"))
-    return _Issued(*base, event in ROLE_EVENTS, origin_.ip, agent_family(text(record.get("userAgent"))))
+    return _Issued(*base, agent_family(text(record.get("userAgent"))))
+
+
+def _quiet(issued_from: dict[str, Any]) -> dict[str, Any]:
+    return {"issued_from": issued_from, "new_network": False, "unknown_issuance": False, "reasons": ()}
+
+
+_QUIET_UNKNOWN = _quiet(NO_ISSUANCE)
+
+
+def _remember(kept: dict[str, Any], key: str, value: Any) -> Any:
+    if len(kept) >= _KEPT and key not in kept:
+        kept.clear()  # the next reads fill it again
+    kept[key] = value
+    return value
 
 
 def _order(item: _Item) -> tuple[int, str]:
@@ -246,6 +320,7 @@ class _Item:
     document: Document
     taught: dict[str, Profile] = field(default_factory=dict, init=False)
     firm: bool = field(default=True, init=False)  # no earlier event read later can change the fields
+    reads: set[str] = field(default_factory=set, init=False)  # the values its judgement reads
 
     @property
     def record(self) -> dict[str, Any]:
@@ -263,11 +338,8 @@ class _Item:
 
 @dataclass(slots=True)
 class _Issued(_Item):
-    """A credential issuance: a role assumption is judged against the baseline and teaches it;
-    every issuance teaches its key where it was issued."""
+    """A role assumption: judged against the baseline, and what it teaches it."""
 
-    roles: bool = False
-    ip: str | None = None
     agent: str | None = None
     _pair: tuple[str, str] | None = field(default=None, init=False)
 
@@ -275,30 +347,12 @@ class _Issued(_Item):
         fields = self.assumerole
         role = (fields.get("role") or {}).get("arn")
         subject = subject_of(fields)
-        self._pair = (subject, role) if self.roles and subject and role else None
-
-    @property
-    def keys(self) -> set[str]:
-        """The values its judgement reads."""
-        if not self._pair:
-            return set()
-        subject, role = self._pair
-        return {EVERYTHING, f"s|{subject}", f"r|{role}", f"p|{subject}|{role}"}
+        if subject and role:
+            self._pair = (subject, role)
+            self.reads = {EVERYTHING, f"s|{subject}", f"r|{role}", f"p|{subject}|{role}"}
 
     def judge(self, baseline: Baseline, views: dict[str, Profile]) -> None:
         fields = self.assumerole
-        session = fields.get("session") or {}
-        key = session.get("access_key_id")
-        if key and not fields.get("failed"):
-            issued = Profile.at(self.moment)
-            for name, value in (("ip", self.ip), ("net", self.network), ("cc", self.country), ("ua", self.agent),
-                                ("as", str(self.as_number) if self.as_number else None),
-                                ("vpce", text(self.record.get("vpcEndpointId")))):
-                if value:
-                    issued.fix(name, value, self.moment)
-            self.taught[f"k|{key}"] = issued
-        if not self.roles:
-            return
         if self._pair is None:
             fields["baseline"] = None
             return
@@ -315,21 +369,19 @@ class _Issued(_Item):
         self._teach(seen, views.get(EVERYTHING))
 
     def _teach(self, seen: Assumption, everything: Profile | None) -> None:
-        pair, subject, role = Profile.at(seen.moment), Profile.at(seen.moment), Profile.at(seen.moment)
-        pair.count(seen.day, self.order, seen.moment)
-        for observed in (pair, subject, role):
-            observed.see("day", str(seen.day), seen.moment)
-        for facet, value in (("net", seen.network), ("cc", seen.country), ("how", seen.hour), ("ua", seen.agent),
-                             ("reg", seen.region), ("as", str(seen.as_number) if seen.as_number else None)):
-            if value:
-                pair.see(facet, value, seen.moment)
-        for facet, value in (("role", seen.role), ("net", seen.network), ("cc", seen.country), ("how", seen.hour)):
-            if value:
-                subject.see(facet, value, seen.moment)
-        role.see("subj", seen.subject, seen.moment)
-        self.taught.update({f"p|{seen.subject}|{seen.role}": pair, f"s|{seen.subject}": subject, f"r|{seen.role}": role})
-        if _moves(everything, seen.moment):
-            self.taught[EVERYTHING] = Profile.at(seen.moment)
+        m, day = seen.moment, str(seen.day)
+        where = {"day": day, "net": seen.network, "cc": seen.country, "how": seen.hour}
+        pair = _once(m, where | {"ua": seen.agent, "reg": seen.region, "as": str(seen.as_number) if seen.as_number else None})
+        pair.count(seen.day, self.order, m)
+        self.taught.update({f"p|{seen.subject}|{seen.role}": pair, f"s|{seen.subject}": _once(m, where | {"role": seen.role}),
+                            f"r|{seen.role}": _once(m, {"day": day, "subj": seen.subject})})
+        if _moves(everything, m):
+            self.taught[EVERYTHING] = Profile.at(m)
+
+
+def _once(moment: int, facets: dict[str, str | None]) -> Profile:
+    """What one observation teaches: each of ``facets``' values (those it has) seen at ``moment``."""
+    return Profile(moment, moment, {facet: {value: [moment, moment]} for facet, value in facets.items() if value})
 
 
 @dataclass(slots=True)
@@ -338,6 +390,9 @@ class _Used(_Item):
 
     key: str = ""
 
+    def __post_init__(self) -> None:
+        self.reads = {f"k|{self.key}"}
+
     @property
     def _issuer(self) -> str | None:
         """The session's role (or the user, or root, whose temporary credentials they are)."""
@@ -345,14 +400,14 @@ class _Used(_Item):
 
     def judge(self, baseline: Baseline, views: dict[str, Profile]) -> None:
         session = self.assumerole["session"]
-        issued, issued_from = baseline.issuance(self.key, views)
+        issued, quiet = baseline.issuance(self.key)
         reasons: list[str] = []
-        session.update(issued_from=issued_from, new_network=False, unknown_issuance=False, reasons=reasons)
+        session.update(quiet, reasons=reasons)
         known = views.get(f"k|{self.key}")
         call = Call(self.key, self._issuer, self.moment, self.network, self.public, self.country, self.as_number,
                     text(self.record.get("vpcEndpointId")))
         if issued is not None:
-            if elsewhere(call, issued) and call.network:
+            if call.network and elsewhere(issued, call.public, call.network, call.as_number, call.vpc_endpoint_id):
                 taught = self.taught.setdefault(f"k|{self.key}", Profile.at(self.moment))
                 taught.see("net", call.network, self.moment)
                 if known is None or not known.seen_before("net", call.network, self.moment):

@@ -42,6 +42,10 @@ class Session:
     caller_identity_provider: str | None = None
     caller_on_behalf_of: str | None = None
     caller_identity_store_arn: str | None = None
+    # Where the issuing call came from: the behaviour baseline compares the key's calls with it.
+    source_ip: str | None = None  # its sourceIPAddress as logged: an address, or the AWS service that asked
+    agent_family: str | None = None
+    vpc_endpoint_id: str | None = None
 
     @property
     def thin(self) -> bool:
@@ -124,9 +128,12 @@ class Sessions:
                 return staged
         session = self._cache.get(key)
         # A thin copy is read again: the full one may have been stored since (by another process).
-        if session is None or session.thin:
+        # A key the store did not know is asked once per step (a step's calls often share it).
+        if (session is None or session.thin) and not (self._steps and key in self._steps[-1].absent):
             data = self._store.get("session", key)
             if data is None:
+                if self._steps:
+                    self._steps[-1].absent.add(key)
                 return session
             session = Session(**orjson.loads(data))
             self._cache[key] = session

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from forwarder.baseline.network import agent_family
 from forwarder.config import Config
 from forwarder.document import Document
 from forwarder.enrich.baseline import Baseline
@@ -115,7 +116,7 @@ class Enricher:
         self._account_lag = config.chains.account_lag_seconds
         self._clock: dict[str, float] = {}
         self._wake: set[str] = set()
-        self.baseline = Baseline(config, store, self.policy, self._steps) if config.baseline.enabled else None
+        self.baseline = Baseline(config, store, self.policy, self._steps, self.sessions) if config.baseline.enabled else None
         self._hold_verdicts = config.baseline.hold_verdicts
         self._verdicts: list[float] = []  # a heap: the deadlines of the verdicts this process held
 
@@ -142,6 +143,8 @@ class Enricher:
             if moment > self._clock.get(account, float("-inf")):
                 self._clock[account] = moment
         self.sessions.committed(step)
+        if self.baseline is not None:
+            self.baseline.committed(step)
         # A link this very step was woken for and held on again (a key CloudTrail reports for
         # another role, say) is not woken once more by its own commit: no release every tick.
         self._wake = (self._wake - step.woken) | step.wake | (woken - step.woken)
@@ -493,6 +496,9 @@ class Enricher:
                 caller_identity_provider=caller.identity_provider,
                 caller_on_behalf_of=caller.on_behalf_of,
                 caller_identity_store_arn=caller.identity_store_arn,
+                source_ip=text(record.get("sourceIPAddress")),
+                agent_family=agent_family(text(record.get("userAgent"))),
+                vpc_endpoint_id=text(record.get("vpcEndpointId")),
             )
             if self.sessions.put(session):
                 registered.append(f"key:{facts.access_key_id}")

@@ -21,6 +21,7 @@ class Step:
     writes: Writes = field(default_factory=Writes)
     claimed: list[str] = field(default_factory=list)  # held records taken from the store
     sessions: dict[str, Session] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)  # keys the store had no session for, read in this step
     callers: dict[str, Caller] = field(default_factory=dict)
     resolved: dict[str, Chain] = field(default_factory=dict)
     waiting: dict[str, list[Held]] = field(default_factory=dict)  # this step's holds, by what releases them

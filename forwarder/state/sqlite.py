@@ -97,10 +97,13 @@ class SqliteStore:
                     self._db.execute("ROLLBACK")
                 if not isinstance(exc, sqlite3.Error):
                     raise
-                if "full" in str(exc):
-                    self._checkpoint()
-                # Another process (a replay, a backfill) holding the file: it passes by itself.
-                raise StateError(f"state {self.path}: {_reason(exc)}", transient="locked" in str(exc)) from None
+                raise self._failed(exc) from None
+
+    def _failed(self, exc: sqlite3.Error) -> StateError:
+        if "full" in str(exc):
+            self._checkpoint()
+        # Another process (a replay, a backfill) holding the file: it passes by itself.
+        return StateError(f"state {self.path}: {_reason(exc)}", transient="locked" in str(exc))
 
     def _checkpoint(self) -> None:
         """Move the WAL into the database and cut it back. On a full volume the WAL cannot be
@@ -112,8 +115,13 @@ class SqliteStore:
             pass  # still no space: tried again at the next failure
 
     def get(self, kind: str, key: str) -> bytes | None:
-        with self._guard() as db:
-            row = db.execute("SELECT value FROM kv WHERE kind=? AND key=?", (kind, key)).fetchone()
+        # The enrichment's most frequent call (a key's session, per step): a read needs no
+        # rollback, so no context manager around it.
+        try:
+            with self._lock:
+                row = self._db.execute("SELECT value FROM kv WHERE kind=? AND key=?", (kind, key)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
         return row[0] if row else None
 
     def get_many(self, kind: str, keys: Collection[str]) -> dict[str, bytes]:

@@ -44,8 +44,6 @@ def _deltas(seed: int, count: int) -> list[bytes]:
             at = rng.randrange(100_000, 400_000)
             delta.see(rng.choice(["net", "cc", "how"]), f"v{rng.randrange(12)}", at)
             delta.count(at // 86400, f"event-{rng.randrange(60)}", at)
-            if rng.random() < 0.3:
-                delta.fix("ip", f"198.51.100.{rng.randrange(9)}", at)
         out.append(dump(delta, BOUNDS))
     return out
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudtrail import Collect, assume, call, issued_key, service, session_identity, user
+from cloudtrail import Collect, assume, call, get_session_token, issued_key, service, session_identity, temporary_user, user
 from forwarder.baseline.profile import readable
 from forwarder.config import RedisState, parse_config
 from forwarder.deadletter import StderrDeadLetter
@@ -282,6 +282,30 @@ def test_a_session_used_from_another_network_is_raised_once_per_key_and_network(
         f"The session key {issued_key(records[0])} of HumanOps was issued on a call from 85.214.132.0/24 (DE) and is "
         "now used from 5.188.10.0/24 (RU): its first call from this network."]
     assert all(not s["unknown_issuance"] for s in sessions)
+
+
+def test_where_a_session_was_issued_is_known_to_the_next_process(tmp_path: Path) -> None:
+    """The issuance is the session's own (its state), not the process's memory."""
+    records = _session(START, OFFICE, (5, ABROAD, {}))
+    Run(SqliteStore(tmp_path / "state.db")).feed([records[:1]])
+    later = Run(SqliteStore(tmp_path / "state.db")).feed([records[1:]])
+    assert later.session(records[1])["new_network"] is True
+    assert later.session(records[1])["issued_from"]["network"] == "85.214.132.0/24"
+
+
+def test_an_issuance_read_after_some_of_its_calls_counts_from_then_on() -> None:
+    """Temporary credentials of an IAM user (GetSessionToken) resolve their chain without their
+    issuance, so their calls ship at once: a call read before the issuance cannot be compared
+    with it, and one read after it is, although the key was first asked for without a session."""
+    issued = get_session_token(BOB, START)
+    issued["sourceIPAddress"] = OFFICE
+    identity = temporary_user(BOB, issued_key(issued), issued["eventTime"])
+    early, late = (call(identity, START + timedelta(minutes=n)) for n in (5, 6))
+    early["sourceIPAddress"] = late["sourceIPAddress"] = ABROAD
+    run = Run().feed([[early], [issued], [late]])
+    assert run.session(early)["issued_from"]["network"] is None and run.session(early)["new_network"] is False
+    assert run.session(late)["issued_from"]["network"] == "85.214.132.0/24" and run.session(late)["new_network"] is True
+    assert len(run.sink.documents) == 3  # each once
 
 
 def test_a_session_issued_to_an_aws_service_is_not_judged_by_where_it_is_used() -> None:

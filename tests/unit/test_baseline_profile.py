@@ -15,13 +15,11 @@ WIDE = Bounds(cap=1000, keep=10**9, days=1000, sample=1000)  # nothing is cut: t
 
 @st.composite
 def profiles(draw: st.DrawFn) -> Profile:
-    """A step's delta: a few observations of a few facets, attributes and days."""
+    """A step's delta: a few observations of a few facets and days."""
     moments = draw(st.lists(st.integers(1_000_000, 1_000_500), min_size=1, max_size=8))
     found = Profile.at(moments[0])
     for moment in moments:
         found.see(draw(st.sampled_from(["net", "how"])), draw(st.sampled_from(["a", "b", "c", "d"])), moment)
-        if draw(st.booleans()):
-            found.fix(draw(st.sampled_from(["ip", "cc"])), draw(st.sampled_from(["x", "y"])), moment)
         found.count(draw(st.integers(10, 13)), draw(st.sampled_from([f"event-{n}" for n in range(12)])), moment)
     return found
 
@@ -51,7 +49,7 @@ def test_the_store_holds_the_same_whatever_the_order_of_the_commits(deltas: list
 def test_a_value_round_trips_and_a_delta_carries_its_bounds() -> None:
     found = Profile.at(100)
     found.see("net", "198.51.100.0/24", 100)
-    found.fix("cc", "DE", 100)
+    found.see("cc", "DE", 100)
     found.count(20000, "e1", 100)
     bounds = Bounds(5, 3600, 28, 32)
     value, carried = parse(dump(found, bounds))
@@ -98,5 +96,5 @@ def test_days_beyond_the_window_go() -> None:
 
 def test_a_value_of_another_format_starts_afresh() -> None:
     delta = Profile.at(10)
-    for stored in (b"not json", b'{"first": 1}', b'{"first": 1, "last": 2, "facets": [], "attrs": {}, "days": {}}'):
+    for stored in (b"not json", b'{"first": 1}', b'{"first": 1, "last": 2, "facets": [], "days": {}}'):
         assert merged(stored, dump(delta, WIDE))[0] == delta
