@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from forwarder.baseline.profile import Profile, day_total
 
@@ -33,8 +33,7 @@ class Rules:
     zone: str
 
 
-@dataclass(frozen=True, slots=True)
-class Assumption:
+class Assumption(NamedTuple):  # a tuple: one is made per role assumption, and never changed
     """What one role assumption shows the baseline."""
 
     subject: str
@@ -55,8 +54,7 @@ class Assumption:
         return f"{WEEKDAYS[self.local.weekday()]}{self.local.hour:02d}"
 
 
-@dataclass(frozen=True, slots=True)
-class Views:
+class Views(NamedTuple):
     """The baseline as of the assumption: the pair, its subject and role, the whole baseline."""
 
     pair: Profile | None

@@ -23,6 +23,7 @@ stream read again) counts once:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,11 +72,21 @@ class Profile:
     def absorb(self, other: Profile) -> None:
         """Add ``other`` into this profile in place, without bounds (a view, a step's delta: the
         bounds are the store's merge's); ``other`` is left as it is."""
+        facets = self.facets
         for name, values in other.facets.items():
-            seen = self.facets.setdefault(name, {})
+            seen = facets.get(name)
+            if seen is None:
+                facets[name] = {value: [f, l] for value, (f, l) in values.items()}
+                continue
             for value, (f, l) in values.items():
                 known = seen.get(value)
-                seen[value] = [f, l] if known is None else [min(known[0], f), max(known[1], l)]
+                if known is None:
+                    seen[value] = [f, l]  # never shared: a profile's pairs are its own to change
+                else:
+                    if f < known[0]:
+                        known[0] = f
+                    if l > known[1]:
+                        known[1] = l
         for day, kept in other.days.items():
             if day not in self.days and type(kept) is list:
                 self.days[day] = list(kept)
@@ -83,7 +94,10 @@ class Profile:
             mine = self._day(day)
             for digest, moment in _pairs(kept):
                 mine[digest] = min(mine.get(digest, moment), moment)
-        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+        if other.first < self.first:
+            self.first = other.first
+        if other.last > self.last:
+            self.last = other.last
 
     def _day(self, day: str) -> dict[int, int]:
         """The day's sample as a mapping, to count into."""
@@ -181,7 +195,13 @@ def parse(value: bytes) -> tuple[Profile, Bounds | None]:
             days[day] = []
     profile = Profile(int(data["first"]), int(data["last"]), facets, days)
     bounds = data.get("bounds")
-    return profile, Bounds(*(int(b) for b in bounds)) if bounds is not None else None
+    return profile, _bounds(*bounds) if bounds is not None else None
+
+
+@functools.lru_cache(maxsize=16)
+def _bounds(cap: int, keep: int, days: int, sample: int) -> Bounds:
+    """A delta's bounds (every delta of a process carries one of a few)."""
+    return Bounds(int(cap), int(keep), int(days), int(sample))
 
 
 def readable(value: bytes) -> Profile | None:
@@ -217,7 +237,9 @@ def _bounded(target: Profile, other: Profile, bounds: Bounds) -> Profile:
         if len(union) > bounds.cap or (not young and any(t[1] < horizon for t in union.values())):
             kept = sorted(((v, t) for v, t in union.items() if t[1] >= horizon), key=lambda item: (-item[1][1], item[0]))
             target.facets[name] = dict(kept[:bounds.cap])
-    newest = max((int(d) for d in target.days), default=0)
+    if not target.days:
+        return target
+    newest = max(int(d) for d in target.days)
     for day in list(target.days):
         kept = target.days[day]
         if int(day) < newest - bounds.days:

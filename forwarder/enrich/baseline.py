@@ -93,25 +93,39 @@ class Baseline:
         group in event-time order. Returns the documents whose verdict is not firm, with their event time: an earlier
         event read later could still change it (see ``judge.flags``); not those of ``final``
         (ids of documents whose wait is over)."""
-        self._work = {number: work for number, work in self._work.items()
-                      if any(work.step is s for s in self._steps)}
+        live = {id(s) for s in self._steps}  # a _Work holds its step alive: the id is that step's alone
+        if any(number not in live for number in self._work):  # a step discarded: what it staged never counts
+            self._work = {number: work for number, work in self._work.items() if number in live}
         if not documents:
             return []
         work = self._work.get(id(step))
         if work is None or work.step is not step:
             work = self._work[id(step)] = _Work(step)
+        self._settled += 1
+        if self._settled % _ASK_AGAIN == 0 or len(self._absent) >= _KEPT:
+            self._absent.clear()
+        else:
+            self._absent.difference_update(step.sessions)
         issuances: list[_Item] = []
-        used: list[tuple[Document, str, tuple[Origin, str | None, int | None]]] = []
+        calls: list[_Item] = []  # those not from where their key was issued: judged one by one
         earliest: dict[str, str] = {}  # account -> its earliest eventTime in the step
+        sources, located = self._sources, self._located
         for document in documents:
-            record, assumerole = document.record, document.assumerole
-            when = record.get("eventTime") or record.get("@timestamp")
-            if assumerole is None or type(when) is not str:
+            assumerole = document.assumerole
+            if assumerole is None:
                 continue
-            account = text(record.get("recipientAccountId")) or ""
+            record = document.record
+            when = record.get("eventTime") or record.get("@timestamp")
+            if type(when) is not str:
+                continue
+            account = record.get("recipientAccountId")
+            if type(account) is not str:
+                account = ""
             if when < earliest.get(account, "~"):
                 earliest[account] = when
-            where = self._source(record, assumerole)
+            source = record.get("sourceIPAddress")
+            found = sources.get(source) if type(source) is str else None
+            where, assumerole["source"] = found or located(text(source))  # one mapping per address
             if record.get("eventSource") == STS and record.get("eventName") in ISSUANCE_EVENTS:
                 # A role assumption is behaviour; every issuance's whereabouts are its session's.
                 item = _item(document, where, None) if record.get("eventName") in ROLE_EVENTS else None
@@ -121,13 +135,9 @@ class Baseline:
             session = assumerole.get("session")
             key = session.get("access_key_id") if type(session) is dict else None
             if type(key) is str and key:
-                used.append((document, key, where))
-        self._settled += 1
-        if self._settled % _ASK_AGAIN == 0 or len(self._absent) >= _KEPT:
-            self._absent.clear()
-        else:
-            self._absent.difference_update(step.sessions)
-        calls = [item for item in (self._call(*call) for call in used) if item is not None]  # to judge one by one
+                item = self._call(document, session, key, where)
+                if item is not None:
+                    calls.append(item)
         keys = {key for item in issuances for key in item.reads}
         for item in calls:  # the networks already flagged for the key; for an unknown issuance, its account's trail
             keys |= item.reads
@@ -158,9 +168,10 @@ class Baseline:
     def _judge(self, items: Sequence[_Item], views: dict[str, Profile], work: _Work, final: set[int],
                unsettled: list[tuple[Document, int]]) -> None:
         # What an item teaches joins the views only where a later item of the step reads it.
-        readers = Counter(key for item in items for key in item.reads)
-        for item in items:
-            readers.subtract(item.reads)
+        readers = Counter(key for item in items[1:] for key in item.reads)
+        for index, item in enumerate(items):
+            if index:
+                readers.subtract(item.reads)
             item.judge(self, views)
             if not item.firm and id(item.document) not in final:
                 unsettled.append((item.document, item.moment))
@@ -173,7 +184,8 @@ class Baseline:
                 else:
                     known.absorb(observed)
 
-    def _call(self, document: Document, key: str, where: tuple[Origin, str | None, int | None]) -> _Used | None:
+    def _call(self, document: Document, session: dict[str, Any], key: str,
+              where: tuple[Origin, str | None, int | None]) -> _Used | None:
         """A call's fields at once when it comes from where its key was issued, or its issuance
         is unknown but its chain resolved (most calls); else the item to judge in event-time order."""
         issued, quiet = self.issuance(key)
@@ -181,15 +193,10 @@ class Baseline:
         if not elsewhere(issued, network.public, network.network, as_number, text(document.record.get("vpcEndpointId"))) \
                 if issued is not None else (document.assumerole.get("chain") or {}).get("resolved"):
             # The same fields for all the calls with the key (nothing changes a document's fields).
-            document.assumerole["session"].update(quiet)
+            session.update(quiet)
             return None
         item = _item(document, where, key)
         return item if isinstance(item, _Used) else None
-
-    def _source(self, record: dict[str, Any], assumerole: dict[str, Any]) -> tuple[Origin, str | None, int | None]:
-        where, fields = self._located(text(record.get("sourceIPAddress")))
-        assumerole["source"] = fields  # one mapping per address, as for the session's fields
-        return where
 
     def _located(self, source: str | None) -> tuple[tuple[Origin, str | None, int | None], dict[str, Any]]:
         """A ``sourceIPAddress`` as an origin with its country and AS number, and as ``source`` fields."""
@@ -342,6 +349,7 @@ class _Issued(_Item):
 
     agent: str | None = None
     _pair: tuple[str, str] | None = field(default=None, init=False)
+    _keys: tuple[str, str, str] = field(default=("", "", ""), init=False)  # the pair's, its subject's, its role's
 
     def __post_init__(self) -> None:
         fields = self.assumerole
@@ -349,7 +357,8 @@ class _Issued(_Item):
         subject = subject_of(fields)
         if subject and role:
             self._pair = (subject, role)
-            self.reads = {EVERYTHING, f"s|{subject}", f"r|{role}", f"p|{subject}|{role}"}
+            self._keys = (f"p|{subject}|{role}", f"s|{subject}", f"r|{role}")
+            self.reads = {EVERYTHING, *self._keys}
 
     def judge(self, baseline: Baseline, views: dict[str, Profile]) -> None:
         fields = self.assumerole
@@ -357,24 +366,27 @@ class _Issued(_Item):
             fields["baseline"] = None
             return
         subject, role = self._pair
+        pair, of_subject, of_role = self._keys
         local = baseline.local(self.moment)
         seen = Assumption(subject, role, self.moment, local.toordinal(), local, self.network, self.country,
                           self.as_number, self.agent, text(self.record.get("awsRegion")), event_hash(self.order),
                           bool((fields.get("role") or {}).get("service_linked")))
-        fields["baseline"], self.firm = flags(seen, Views(views.get(f"p|{subject}|{role}"), views.get(f"s|{subject}"),
-                                                          views.get(f"r|{role}"), views.get(EVERYTHING)), baseline.rules)
+        everything = views.get(EVERYTHING)
+        fields["baseline"], self.firm = flags(seen, Views(views.get(pair), views.get(of_subject), views.get(of_role), everything),
+                                              baseline.rules)
         # Only successful assumptions are behaviour, and each call once: its primary copy.
         if fields.get("failed") or not fields.get("primary", True):
             return
-        self._teach(seen, views.get(EVERYTHING))
+        self._teach(seen, everything)
 
     def _teach(self, seen: Assumption, everything: Profile | None) -> None:
         m, day = seen.moment, str(seen.day)
         where = {"day": day, "net": seen.network, "cc": seen.country, "how": seen.hour}
         pair = _once(m, where | {"ua": seen.agent, "reg": seen.region, "as": str(seen.as_number) if seen.as_number else None})
         pair.count(seen.day, self.order, m)
-        self.taught.update({f"p|{seen.subject}|{seen.role}": pair, f"s|{seen.subject}": _once(m, where | {"role": seen.role}),
-                            f"r|{seen.role}": _once(m, {"day": day, "subj": seen.subject})})
+        of_pair, of_subject, of_role = self._keys
+        self.taught.update({of_pair: pair, of_subject: _once(m, where | {"role": seen.role}),
+                            of_role: _once(m, {"day": day, "subj": seen.subject})})
         if _moves(everything, m):
             self.taught[EVERYTHING] = Profile.at(m)
 

@@ -125,14 +125,8 @@ class SqliteStore:
         return row[0] if row else None
 
     def get_many(self, kind: str, keys: Collection[str]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
-        asked = list(keys)
         with self._guard() as db:
-            for start in range(0, len(asked), _IN_LIMIT):
-                chunk = asked[start:start + _IN_LIMIT]
-                found.update(db.execute(f"SELECT key, value FROM kv WHERE kind=? AND key IN ({','.join('?' * len(chunk))})",
-                                        (kind, *chunk)).fetchall())
-        return found
+            return _read_many(db, kind, keys)
 
     def put(self, kind: str, key: str, value: bytes, expires_at: float | None = None) -> None:
         with self._guard() as db:
@@ -153,10 +147,10 @@ class SqliteStore:
                 [(h.wait_on, h.account, h.deadline, h.source, h.record) for h in writes.holds],
             )
             for kind, deltas in (("usage", writes.usage), ("baseline", writes.baseline)):
-                for key, delta in deltas.items():
+                if deltas:
                     # Inside the write transaction: no other process writes between read and write.
-                    row = db.execute("SELECT value FROM kv WHERE kind=? AND key=?", (kind, key)).fetchone()
-                    db.execute(_PUT, (kind, key, *_MERGES[kind](row[0] if row else None, delta)))
+                    stored, merge = _read_many(db, kind, deltas), _MERGES[kind]
+                    db.executemany(_PUT, [(kind, key, *merge(stored.get(key), delta)) for key, delta in deltas.items()])
             db.executemany("INSERT OR IGNORE INTO seen (account, event_id, position) VALUES (?, ?, ?)",
                            [(account, event_id, position) for account, marks in writes.seen.items()
                             for event_id, position in marks.items()])
@@ -260,6 +254,16 @@ def _create_owner_only(path: Path) -> None:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
         pass  # the operator's file: its mode is theirs
+
+
+def _read_many(db: sqlite3.Connection, kind: str, keys: Collection[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    asked = list(keys)
+    for start in range(0, len(asked), _IN_LIMIT):
+        chunk = asked[start:start + _IN_LIMIT]
+        found.update(db.execute(f"SELECT key, value FROM kv WHERE kind=? AND key IN ({','.join('?' * len(chunk))})",
+                                (kind, *chunk)).fetchall())
+    return found
 
 
 def _known(db: sqlite3.Connection, link: str) -> bool:
