@@ -5,7 +5,8 @@ and the Redis round trips it adds per object.
 
 1. CPU: `forwarder enrich` on enrich_throughput.py's input (the invictus records, COPIES times),
    baseline on (the default) and off, each in its own process pinned to one core; user + system
-   seconds of that process, off and on in turn, best and median of RUNS. With --instructions,
+   seconds of that process, off and on in turn, best and median of RUNS; then RUNS rounds of the
+   two at once, one per core, whose ratio a machine's drifting load moves far less. With --instructions,
    also the instructions each executes (valgrind's callgrind, both at once, about 5 minutes for
    the 290,000 records): a count that a shared machine's load does not move, where CPU seconds
    of the same run can differ by a third.
@@ -45,12 +46,32 @@ print(usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
 """
 
 
+def _measured(command: list[str], core: int) -> list[str]:
+    pinned = ["taskset", "-c", str(core), *command] if shutil.which("taskset") else command
+    return [sys.executable, "-c", USAGE, *pinned]
+
+
 def cpu_seconds(command: list[str]) -> tuple[float, int]:
     """CPU seconds and peak RSS (KiB) of one child process on one core."""
-    pinned = ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
-    done = subprocess.run([sys.executable, "-c", USAGE, *pinned], check=True, capture_output=True, text=True)
+    done = subprocess.run(_measured(command, 0), check=True, capture_output=True, text=True)
     seconds, peak = done.stdout.split()[-2:]
     return float(seconds), int(peak)
+
+
+def paired(on: list[str], off: list[str], runs: int) -> list[float]:
+    """Per round, on's CPU seconds over off's, the two run at once, one per core (swapped every
+    round): whatever slows the machine for a while slows both. Both run slower than alone (they
+    share the caches and the memory bus), so the ratio is of two loaded runs."""
+    ratios = []
+    for round_ in range(runs):
+        cores = (0, 1) if round_ % 2 == 0 else (1, 0)
+        started = [subprocess.Popen(_measured(command, core), stdout=subprocess.PIPE, text=True)
+                   for command, core in ((on, cores[0]), (off, cores[1]))]
+        seconds = [float(process.communicate()[0].split()[-2]) for process in started]
+        if any(process.returncode for process in started):
+            sys.exit("forwarder enrich failed")
+        ratios.append(seconds[0] / seconds[1])
+    return ratios
 
 
 def cpu(copies: int, runs: int) -> None:
@@ -80,6 +101,10 @@ def cpu(copies: int, runs: int) -> None:
         best = min(m[0] for m in measured["baseline on (default)"]) / min(m[0] for m in measured["baseline off"])
         print(f"the baseline costs {best - 1:.1%} more CPU (best against best); round by round "
               f"{statistics.median(ratios) - 1:.1%} (median), {min(ratios) - 1:.1%} .. {max(ratios) - 1:.1%}")
+        if (os.cpu_count() or 1) >= 2:
+            together = paired(cases[1][1], cases[0][1], runs)
+            print(f"run at once, one per core: the baseline costs {statistics.median(together) - 1:.1%} more CPU "
+                  f"(median of {runs} rounds), {min(together) - 1:.1%} .. {max(together) - 1:.1%}")
 
 
 def instructions(copies: int) -> None:

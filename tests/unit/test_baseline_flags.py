@@ -293,6 +293,27 @@ def test_where_a_session_was_issued_is_known_to_the_next_process(tmp_path: Path)
     assert later.session(records[1])["issued_from"]["network"] == "85.214.132.0/24"
 
 
+def test_what_another_process_learnt_is_read_although_this_one_kept_the_value(tmp_path: Path) -> None:
+    """Two processes on one state file: what one learnt counts in the other's next judgement,
+    after the other read the same values (nothing read is kept past the step that read it)."""
+    path = tmp_path / "state.db"
+    here, there = Run(SqliteStore(path)), Run(SqliteStore(path))
+    here.feed(_history())
+    monday = START + timedelta(days=21)
+    here.feed([[_assume(monday + timedelta(hours=1))]])  # the pair's values read and kept here
+    travelling = _assume(monday + timedelta(hours=2), ABROAD)
+    there.feed([[travelling]])
+    assert "new_network" in _raised(there.baseline(travelling))
+    again = _assume(monday + timedelta(hours=4), ABROAD)
+    here.feed([[again]])
+    assert _raised(here.baseline(again)) == set()  # the network the other process saw is known
+    kept = _assume(monday + timedelta(hours=5), "90.84.7.10")
+    here.feed([[kept]])
+    later = _assume(monday + timedelta(hours=6), "90.84.7.10")
+    here.feed([[later]])  # nobody else wrote: what this process committed is what it reads
+    assert "new_network" in _raised(here.baseline(kept)) and _raised(here.baseline(later)) == set()
+
+
 def test_an_issuance_read_after_some_of_its_calls_counts_from_then_on() -> None:
     """Temporary credentials of an IAM user (GetSessionToken) resolve their chain without their
     issuance, so their calls ship at once: a call read before the issuance cannot be compared
