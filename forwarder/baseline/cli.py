@@ -124,14 +124,19 @@ def _iso(moment: int) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _day(moment: int) -> str:
+    """When something was last seen: the baseline keeps the (UTC) day only."""
+    return datetime.fromtimestamp(moment, UTC).date().isoformat()
+
+
 def _facets(found: Profile) -> dict[str, list[dict[str, Any]]]:
-    return {_FACETS[name]: [{"value": value, "first": _iso(first), "last": _iso(last)}
+    return {_FACETS[name]: [{"value": value, "first": _iso(first), "last": _day(last)}
                             for value, (first, last) in sorted(values.items(), key=lambda item: -item[1][1])]
             for name, values in found.facets.items() if name in _FACETS}
 
 
 def _profile(found: Profile, sample: int) -> dict[str, Any]:
-    return {"first_seen": _iso(found.first), "last_seen": _iso(found.last),
+    return {"first_seen": _iso(found.first), "last_seen": _day(found.last),
             "days_seen": len(found.facets.get("day", {})), "hours": usual_hours(found, found.last + 1),
             **_facets(found),
             "daily_counts": {datetime.fromordinal(int(day)).date().isoformat(): round(day_total(found.sample(int(day), sample), sample))

@@ -8,7 +8,9 @@ idempotent. Two processes add up instead of overwriting each other, and the same
 merged twice (a step still in work seen beside the commit that made it durable, the same
 stream read again) counts once:
 
-* ``first`` / ``last``: the earliest and latest observation;
+* ``first`` / ``last``: the earliest and latest observation (a role assumption's lessons give
+  the end of its UTC day as the latest: seen again that day, a value changes nothing, and a
+  delta that changes nothing is not written, ``Profile.covers``);
 * ``facets``: named sets of values (networks, countries, hours of the week, days active,
   roles...), each value with its first and last observation; past ``Bounds.cap`` values the least
   recently seen go, and a value not seen for ``Bounds.keep`` seconds before the profile's last goes;
@@ -111,6 +113,32 @@ class Profile:
         fresh = Profile(self.first, self.last)
         fresh.absorb(self)
         return fresh
+
+    def covers(self, other: Profile, sample: int) -> bool:
+        """Whether absorbing ``other`` (then cutting a day to ``sample`` hashes) leaves this
+        profile as it is: a delta the store need not merge."""
+        if other.first < self.first or other.last > self.last:
+            return False
+        for name, values in other.facets.items():
+            seen = self.facets.get(name)
+            if seen is None:
+                return False
+            for value, (f, l) in values.items():
+                known = seen.get(value)
+                if known is None or f < known[0] or l > known[1]:
+                    return False
+        for day, kept in other.days.items():
+            mine = self.days.get(day)
+            if mine is None:
+                return False
+            held = dict(_pairs(mine))
+            # A full bottom-k sample takes no hash above its largest.
+            above = max(held) if len(held) >= sample else None
+            for digest, moment in _pairs(kept):
+                known = held.get(digest)
+                if not (known <= moment if known is not None else above is not None and digest > above):
+                    return False
+        return True
 
     def _widen(self, moment: int) -> None:
         self.first, self.last = min(self.first, moment), max(self.last, moment)

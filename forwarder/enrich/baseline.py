@@ -144,7 +144,8 @@ class Baseline:
             if issuer := _unresolved_issuer(item.assumerole, item.record):
                 keys.add(f"a|{issuer}")
         keys |= {f"a|{account}" for account in earliest if account not in self._trails}
-        views = self._views(keys, step) if keys else {}
+        stored: dict[str, Profile] = {}  # the store's values as read: a delta they cover is not written
+        views = self._views(keys, step, stored) if keys else {}
         # Since when each account's trail is read (for unknown issuances): its earliest event.
         for account, when in earliest.items():
             moment, key = epoch(when), f"a|{account}"
@@ -162,7 +163,10 @@ class Baseline:
         self._judge(sorted(issuances, key=_order), views, work, final, unsettled)
         self._judge(sorted(calls, key=_order), views, work, final, unsettled)
         for key, learnt in work.learnt.items():
-            step.writes.baseline[key] = profile.dump(learnt, self._key_bounds if key.startswith("k|") else self._bounds)
+            bounds = self._key_bounds if key.startswith("k|") else self._bounds
+            known = stored.get(key)
+            if known is None or not known.covers(learnt, bounds.sample):
+                step.writes.baseline[key] = profile.dump(learnt, bounds)
         return unsettled
 
     def _judge(self, items: Sequence[_Item], views: dict[str, Profile], work: _Work, final: set[int],
@@ -213,13 +217,14 @@ class Baseline:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _views(self, keys: set[str], step: Step) -> dict[str, Profile]:
-        """The baseline as the store holds it, with what the other steps in work staged."""
-        views: dict[str, Profile] = {}
+    def _views(self, keys: set[str], step: Step, stored: dict[str, Profile]) -> dict[str, Profile]:
+        """The baseline as the store holds it (also into ``stored``), with what the other steps
+        in work staged."""
         for key, value in self._store.get_many(KIND, keys).items():
-            stored = profile.readable(value)
-            if stored is not None:
-                views[key] = stored
+            known = profile.readable(value)
+            if known is not None:
+                stored[key] = known
+        views = dict(stored)  # joined into copies (_join_into): ``stored`` stays as read
         for work in self._work.values():
             if work.step is not step:
                 for key in keys & work.learnt.keys():
@@ -307,12 +312,13 @@ def _moves(start: Profile | None, moment: int) -> bool:
 
 
 def _join_into(profiles: dict[str, Profile], key: str, observed: Profile) -> None:
-    """Views and a step's own deltas grow unbounded: the store's merge cuts them to the bounds."""
+    """Views and a step's own deltas grow unbounded: the store's merge cuts them to the bounds.
+    A new profile, not a change to the one there (a view may be the value as the store holds it)."""
     known = profiles.get(key)
-    if known is None:
-        profiles[key] = observed.copy()
-    else:
-        known.absorb(observed)
+    joined = (known or observed).copy()
+    if known is not None:
+        joined.absorb(observed)
+    profiles[key] = joined
 
 
 @dataclass(slots=True)
@@ -392,8 +398,12 @@ class _Issued(_Item):
 
 
 def _once(moment: int, facets: dict[str, str | None]) -> Profile:
-    """What one observation teaches: each of ``facets``' values (those it has) seen at ``moment``."""
-    return Profile(moment, moment, {facet: {value: [moment, moment]} for facet, value in facets.items() if value})
+    """What one observation teaches: each of ``facets``' values (those it has) first seen at
+    ``moment``, and last seen on its (UTC) day: the last second of that day, so that the same
+    values seen again that day change nothing and are not written again (``Profile.covers``).
+    A judgement reads only when values were first seen; retention and eviction, the last day."""
+    until = moment - moment % DAY + DAY - 1
+    return Profile(moment, until, {facet: {value: [moment, until]} for facet, value in facets.items() if value})
 
 
 @dataclass(slots=True)

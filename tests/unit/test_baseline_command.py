@@ -118,7 +118,7 @@ def test_baseline_build_then_show(tmp_path: Path, capsys: pytest.CaptureFixture[
     alice = f"arn:aws:iam::{ORG}:user/alice"
     assert main(["baseline", "show", "--config", str(config), alice]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith(f"{alice} as a subject\n  seen         2026-03-31T08:00:00Z .. 2026-03-31T08:00:00Z, on 1 days")
+    assert shown.startswith(f"{alice} as a subject\n  seen         2026-03-31T08:00:00Z .. 2026-03-31, on 1 days")
     assert "alice assuming Deploy" in shown and "  networks     85.214.132.0/24" in shown
     assert main(["baseline", "show", "--config", str(config), "--json", ROLE]) == 0
     role = orjson.loads(capsys.readouterr().out)

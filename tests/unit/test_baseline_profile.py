@@ -46,6 +46,30 @@ def test_the_store_holds_the_same_whatever_the_order_of_the_commits(deltas: list
     assert all(result == results[0] for result in results)
 
 
+SMALL = Bounds(cap=3, keep=300, days=2, sample=4)  # caps, retention and the day sample all cut
+
+
+@settings(max_examples=300, deadline=None)
+@given(profiles(), profiles(), st.sampled_from([WIDE, SMALL]))
+def test_a_delta_a_value_covers_would_change_nothing(a: Profile, b: Profile, bounds: Bounds) -> None:
+    """A step writes no delta its values as read already cover: merged, it would leave them as they are."""
+    stored = parse(dump(merged(None, dump(a, bounds))[0]))[0]
+    facet, value, (first, last) = next((f, v, t) for f, values in stored.facets.items() for v, t in values.items())
+    part = Profile(first, last, {facet: {value: [first, last]}})  # one value again, as seen
+    for delta in (b, stored, part, Profile.at(stored.first - 1), Profile.at(stored.last + 1)):
+        if stored.covers(delta, bounds.sample):
+            assert merged(dump(stored), dump(delta, bounds))[0] == stored
+    assert stored.covers(stored, bounds.sample) and stored.covers(part, bounds.sample)
+    assert not stored.covers(Profile.at(stored.first - 1), bounds.sample)
+    # What the merge would change is not covered: a value seen later, a day's event seen earlier.
+    if last < stored.last:
+        assert not stored.covers(Profile(first, stored.last, {facet: {value: [first, stored.last]}}), bounds.sample)
+    for day, kept in stored.days.items():
+        digest, moment = next(iter(dict(zip(kept[0::2], kept[1::2])).items()))
+        if moment > stored.first:
+            assert not stored.covers(Profile(moment - 1, moment - 1, {}, {day: {digest: moment - 1}}), bounds.sample)
+
+
 def test_a_value_round_trips_and_a_delta_carries_its_bounds() -> None:
     found = Profile.at(100)
     found.see("net", "198.51.100.0/24", 100)
