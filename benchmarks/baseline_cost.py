@@ -90,8 +90,10 @@ def cpu(copies: int, runs: int) -> None:
         # drifts over minutes, and runs of one kind after the other would carry that drift.
         measured: dict[str, list[tuple[float, int]]] = {label: [] for label, _, _ in cases}
         ratios = []
-        for _ in range(runs):
-            for label, command, _ in cases:
+        for round_ in range(runs):
+            # Off first in one round, on first in the next: a process run right after another can
+            # run slower (caches, the host's own budget), and always second would bias the ratio.
+            for label, command, _ in (cases if round_ % 2 == 0 else (cases[1], cases[0], cases[2])):
                 measured[label].append(cpu_seconds(command))
             ratios.append(measured["baseline on (default)"][-1][0] / measured["baseline off"][-1][0])
         for label, _, count in cases:
