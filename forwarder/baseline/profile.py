@@ -136,7 +136,10 @@ class Profile:
             above = max(held) if len(held) >= sample else None
             for digest, moment in _pairs(kept):
                 known = held.get(digest)
-                if not (known <= moment if known is not None else above is not None and digest > above):
+                if known is not None:
+                    if known > moment:  # seen earlier by this delta
+                        return False
+                elif above is None or digest < above:  # a hash the sample would take
                     return False
         return True
 

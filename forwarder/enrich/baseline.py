@@ -109,7 +109,6 @@ class Baseline:
         issuances: list[_Item] = []
         calls: list[_Item] = []  # those not from where their key was issued: judged one by one
         earliest: dict[str, str] = {}  # account -> its earliest eventTime in the step
-        sources, located = self._sources, self._located
         for document in documents:
             assumerole = document.assumerole
             if assumerole is None:
@@ -123,9 +122,7 @@ class Baseline:
                 account = ""
             if when < earliest.get(account, "~"):
                 earliest[account] = when
-            source = record.get("sourceIPAddress")
-            found = sources.get(source) if type(source) is str else None
-            where, assumerole["source"] = found or located(text(source))  # one mapping per address
+            where, assumerole["source"] = self._located(text(record.get("sourceIPAddress")))  # one mapping per address
             if record.get("eventSource") == STS and record.get("eventName") in ISSUANCE_EVENTS:
                 # A role assumption is behaviour; every issuance's whereabouts are its session's.
                 item = _item(document, where, None) if record.get("eventName") in ROLE_EVENTS else None
@@ -144,8 +141,8 @@ class Baseline:
             if issuer := _unresolved_issuer(item.assumerole, item.record):
                 keys.add(f"a|{issuer}")
         keys |= {f"a|{account}" for account in earliest if account not in self._trails}
-        stored: dict[str, Profile] = {}  # the store's values as read: a delta they cover is not written
-        views = self._views(keys, step, stored) if keys else {}
+        # The store's values as read (a delta they cover is not written), and the views of them.
+        stored, views = self._views(keys, step) if keys else ({}, {})
         # Since when each account's trail is read (for unknown issuances): its earliest event.
         for account, when in earliest.items():
             moment, key = epoch(when), f"a|{account}"
@@ -172,10 +169,9 @@ class Baseline:
     def _judge(self, items: Sequence[_Item], views: dict[str, Profile], work: _Work, final: set[int],
                unsettled: list[tuple[Document, int]]) -> None:
         # What an item teaches joins the views only where a later item of the step reads it.
-        readers = Counter(key for item in items[1:] for key in item.reads)
-        for index, item in enumerate(items):
-            if index:
-                readers.subtract(item.reads)
+        readers = Counter(key for item in items for key in item.reads)
+        for item in items:
+            readers.subtract(item.reads)
             item.judge(self, views)
             if not item.firm and id(item.document) not in final:
                 unsettled.append((item.document, item.moment))
@@ -217,19 +213,20 @@ class Baseline:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _views(self, keys: set[str], step: Step, stored: dict[str, Profile]) -> dict[str, Profile]:
-        """The baseline as the store holds it (also into ``stored``), with what the other steps
-        in work staged."""
+    def _views(self, keys: set[str], step: Step) -> tuple[dict[str, Profile], dict[str, Profile]]:
+        """The baseline as the store holds it, and as the views: with what the other steps in
+        work staged (joined into copies, ``_join_into``: the values as read stay as read)."""
+        stored: dict[str, Profile] = {}
         for key, value in self._store.get_many(KIND, keys).items():
             known = profile.readable(value)
             if known is not None:
                 stored[key] = known
-        views = dict(stored)  # joined into copies (_join_into): ``stored`` stays as read
+        views = dict(stored)
         for work in self._work.values():
             if work.step is not step:
                 for key in keys & work.learnt.keys():
                     _join_into(views, key, work.learnt[key])
-        return views
+        return stored, views
 
     def issuance(self, key: str) -> tuple[Issuance | None, dict[str, Any]]:
         """Where ``key`` was issued, as its session remembers it, and the session fields of a call
