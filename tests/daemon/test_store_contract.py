@@ -141,7 +141,8 @@ def test_a_store_found_through_redis_sentinel_is_the_primary_it_names(tmp_path: 
         open_store(refused)  # the Sentinel is gone: named, not a traceback
 
 
-def test_two_processes_share_one_duplicate_window(redis_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_two_processes_share_one_duplicate_window(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """The same records read by two processes, one after the other: the second ships none."""
     import orjson
     from cloudtrail import Collect, call, user
@@ -152,7 +153,8 @@ def test_two_processes_share_one_duplicate_window(redis_url: str, tmp_path: Path
     from forwarder.pipeline import Pipeline
     from datetime import UTC, datetime, timedelta
 
-    state = RedisState(type="redis", url=redis_url, key_prefix=f"t{uuid.uuid4().hex[:8]}:")
+    state = (SqliteState(path=tmp_path / "state.db") if kind == "sqlite" else
+             RedisState(type="redis", url=request.getfixturevalue("redis_url"), key_prefix=f"t{uuid.uuid4().hex[:8]}:"))
     t0 = datetime(2026, 3, 31, 9, 0, tzinfo=UTC)
     records = [call(user("222222222222", "ops"), t0 + timedelta(seconds=n)) for n in range(5)]
     sinks = [Collect(), Collect()]

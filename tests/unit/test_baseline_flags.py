@@ -191,7 +191,8 @@ def test_the_same_stream_read_twice_gives_the_same_flags(tmp_path: Path) -> None
     before = dict(store.scan("baseline"))
     # Read again over the same store (another process, a baseline build then live traffic):
     # the duplicate window is forgotten so that every record is judged once more.
-    store._db.execute("DELETE FROM seen")  # noqa: SLF001 - the duplicate window set aside for this test
+    store._db.execute("DELETE FROM seen_log")  # noqa: SLF001 - the duplicate window set aside for this test
+    store = SqliteStore(tmp_path / "state.db")  # and not in this process's memory either
     again = Run(store).feed(objects)
     flags = {d.event_id: d.assumerole["baseline"] for d in first.sink.documents}
     assert flags == {d.event_id: d.assumerole["baseline"] for d in again.sink.documents}

@@ -48,7 +48,16 @@ class Breakable(SqliteStore):
 
     def commit(self, writes: Writes) -> set[str]:
         self._maybe("commit")
-        return super().commit(writes)
+        if self.fail != "commit's end":
+            return super().commit(writes)
+        # Inside SQLite, after everything else was written (the duplicate window's rows too):
+        # its last statement, the held records done, refused.
+        self.fail = None
+        self._db.execute("CREATE TEMP TRIGGER refuse BEFORE DELETE ON held BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+        try:
+            return super().commit(writes)
+        finally:
+            self._db.execute("DROP TRIGGER refuse")
 
 
 class BreakableSink(Collect):
@@ -92,6 +101,7 @@ CASES: dict[str, Break] = {
     "sink raises something else": lambda store, sink, dead: setattr(sink, "fail", ValueError("Invalid header value")),
     "state store read fails": lambda store, sink, dead: setattr(store, "fail", "get"),
     "state store commit fails": lambda store, sink, dead: setattr(store, "fail", "commit"),
+    "state store commit fails at its end": lambda store, sink, dead: setattr(store, "fail", "commit's end"),
     "dead letter disk full": lambda store, sink, dead: setattr(dead, "fail", True),
 }
 

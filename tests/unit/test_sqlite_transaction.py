@@ -1,5 +1,6 @@
 """A step's writes reach the SQLite file together, or not at all."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,47 @@ def test_a_new_state_file_is_the_owners_alone_whatever_the_umask(tmp_path: Path)
     finally:
         os.umask(previous)
     assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_first_sighting_stands_across_processes_and_is_forgotten_by_its_position(tmp_path: Path) -> None:
+    one, two = SqliteStore(tmp_path / "state.db"), SqliteStore(tmp_path / "state.db")
+    a = "111111111111"
+    one.commit(Writes(seen={a: {"e1": 10.0}}))
+    two.commit(Writes(seen={a: {"e1": 99.0, "e2": 99.0}}))  # e1 already in the window: not logged again
+    assert one.seen({a: ["e1", "e2", "e3"]}) == {(a, "e1"), (a, "e2")}
+    third = SqliteStore(tmp_path / "state.db")
+    assert third.forget_seen({a: 15.0}) == 1  # e1 stood at 10, where the first process saw it
+    assert third.seen({a: ["e1", "e2"]}) == {(a, "e2")}
+    assert SqliteStore(tmp_path / "state.db").seen({a: ["e1", "e2"]}) == {(a, "e2")}  # gone from the file too
+
+
+def test_a_state_file_of_the_duplicate_window_a_row_per_event_keeps_its_window(tmp_path: Path) -> None:
+    """The window as earlier versions kept it moves into the log when the file is first opened."""
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE seen (account TEXT NOT NULL, event_id TEXT NOT NULL, position REAL NOT NULL,
+                        PRIMARY KEY (account, event_id)) WITHOUT ROWID;
+                        CREATE INDEX seen_position ON seen (account, position);""")
+    a, b = "111111111111", "222222222222"
+    db.executemany("INSERT INTO seen VALUES (?, ?, ?)", [(a, "e1", 10.0), (a, "e2", 20.0), (a, "e3", 20.0), (b, "e1", 5.0)])
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.seen({a: ["e1", "e2", "e3", "e4"], b: ["e1", "e2"]}) == {(a, "e1"), (a, "e2"), (a, "e3"), (b, "e1")}
+    assert store._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'seen'").fetchone()[0] == 0  # noqa: SLF001
+    assert store.forget_seen({a: 25.0}) == 3
+    assert SqliteStore(path).seen({a: ["e1", "e2", "e3"], b: ["e1"]}) == {(b, "e1")}
+
+
+def test_a_failed_commit_leaves_no_event_in_the_duplicate_window(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    a = "111111111111"
+    store.commit(Writes(holds=[_held("key:A")]))
+    done = [held.id for held in store.release("key:A")]
+    # Refused by the commit's last statement, after the window's rows were written.
+    store._db.execute("CREATE TEMP TRIGGER refuse BEFORE DELETE ON held BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")  # noqa: SLF001
+    with pytest.raises(StateError):
+        store.commit(Writes(seen={a: {"e1": 10.0}}, done=done))
+    assert store.seen({a: ["e1"]}) == set()
+    store.commit(Writes(seen={a: {"e1": 10.0}}))
+    assert store.seen({a: ["e1"]}) == {(a, "e1")}
