@@ -14,7 +14,9 @@ Reported: records/s by wall (the first process start to the last document the se
 per CPU second of the forwarder's process (start-up included); bulk requests, documents per
 request and bytes per document; and the forwarder's CPU per object split into fetch (the S3
 request and body), read (inflate, split), enrich, ship (serialising and sending, in the
-sinks' workers) and the rest (SQS, commits, the loop). Then the floor (gzip + orjson loads and
+sinks' workers), commit (the SQLite state's), wait (an object's thread handing its documents
+to the batching and waiting for their request) and the rest (SQS, start-up, the CRT's I/O
+threads); the CPU of each thread (by name, numbers as N); and moto's CPU over the run. Then the floor (gzip + orjson loads and
 dumps of every record, no I/O) and `forwarder enrich` on the same files, start-up included.
 """
 
@@ -44,12 +46,35 @@ IDLE_SECONDS = 2.0
 # The forwarder's CLI in this process, with the CPU of each stage taken per thread (the object
 # threads fetch, read and enrich; the sinks' workers ship), written to BENCH_OUT at exit.
 STAGED = """
-import os, sys, threading, time
+import os, re, sys, threading, time
 import orjson
 import forwarder.cli, forwarder.enrich.enricher, forwarder.pipeline, forwarder.sources.objects, forwarder.sinks.batching
+import forwarder.state.sqlite
 
-spent = {"handle": 0.0, "process": 0.0, "read": 0.0, "enrich": 0.0, "ship": 0.0, "objects": 0, "records": 0}
+spent = {"handle": 0.0, "process": 0.0, "read": 0.0, "enrich": 0.0, "ship": 0.0, "commit": 0.0, "wait": 0.0,
+         "objects": 0, "records": 0}
 lock = threading.Lock()
+threads = {}  # thread id -> (its name, numbers as N; its CPU seconds so far), read from /proc
+
+def sample_threads():
+    names = {str(t.native_id): re.sub("[0-9]+", "N", t.name) for t in threading.enumerate()}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                comm = re.sub("[0-9]+", "N", f.read().strip())
+        except OSError:
+            continue  # ended between the listing and the read
+        name = names.get(tid) or threads.get(tid, (comm,))[0]
+        threads[tid] = (name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+
+def sampling():
+    while True:  # threads that end take their CPU with them: read often
+        sample_threads()
+        time.sleep(0.2)
+
+threading.Thread(target=sampling, name="bench-sampler", daemon=True).start()
 
 def staged(owner, name, stage):
     original = getattr(owner, name)
@@ -69,9 +94,15 @@ staged(forwarder.pipeline.Pipeline, "process", "process")
 staged(forwarder.pipeline, "read_object", "read")
 staged(forwarder.enrich.enricher.Enricher, "enrich_records", "enrich")
 staged(forwarder.sinks.batching.Batching, "_send", "ship")
+staged(forwarder.state.sqlite.SqliteStore, "commit", "commit")
+staged(forwarder.sinks.batching.Batching, "send", "wait")
 code = forwarder.cli.main(sys.argv[1:])
+sample_threads()
+by_thread = {}
+for name, cpu in threads.values():
+    by_thread[name] = by_thread.get(name, 0.0) + cpu
 with open(os.environ["BENCH_OUT"], "wb") as out:
-    out.write(orjson.dumps(spent))
+    out.write(orjson.dumps(dict(spent, threads=by_thread)))
 sys.exit(code)
 """
 
@@ -135,12 +166,14 @@ def daemon_run(moto: Moto, keys: list[str], kind: str, scratch: Path, concurrenc
         "logging": {"level": "WARNING"},
     }))
     out = run_dir / "stages.json"
+    moto_before = _cpu_seconds(moto.process.pid)
     begin = time.time()
     process = subprocess.Popen(_pin(FORWARDER_CORE, [sys.executable, "-c", STAGED, "run", "--config", str(config),
                                                      "--exit-when-idle", str(IDLE_SECONDS)]),
                                cwd=REPO, env=dict(os.environ, **moto.env, BENCH_OUT=str(out)))
     _, status, usage = os.wait4(process.pid, 0)
     ended = time.time() - IDLE_SECONDS  # its idle tail, before --exit-when-idle let it go
+    moto_cpu = _cpu_seconds(moto.process.pid) - moto_before
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("the forwarder failed")
     counts = orjson.loads(urllib.request.urlopen(stats, timeout=5).read()) if stats else None
@@ -150,7 +183,8 @@ def daemon_run(moto: Moto, keys: list[str], kind: str, scratch: Path, concurrenc
     spent = orjson.loads(out.read_bytes())
     cpu = usage.ru_utime + usage.ru_stime
     objects = spent["objects"] or 1
-    figures: dict[str, float] = {"cpu s": cpu, "objects": spent["objects"], "records": spent["records"]}
+    figures: dict[str, float] = {"cpu s": cpu, "moto's cpu s": moto_cpu, "objects": spent["objects"],
+                                 "records": spent["records"]}
     if counts is not None:
         figures.update({"records/s wall": counts["documents"] / (counts["last"] - begin),
                         "records/s per CPU s": counts["documents"] / cpu, "documents": counts["documents"],
@@ -159,10 +193,18 @@ def daemon_run(moto: Moto, keys: list[str], kind: str, scratch: Path, concurrenc
     else:
         figures.update({"records/s wall": spent["records"] / (ended - begin), "records/s per CPU s": spent["records"] / cpu})
     fetch = spent["handle"] - spent["process"]
-    figures.update({f"{stage} ms/object": 1000 * value / objects for stage, value in (
-        ("fetch", fetch), ("read", spent["read"]), ("enrich", spent["enrich"]), ("ship", spent["ship"]),
-        ("commit and rest", cpu - fetch - spent["read"] - spent["enrich"] - spent["ship"]))})
+    stages = {"fetch": fetch, **{stage: spent[stage] for stage in ("read", "enrich", "ship", "commit", "wait")}}
+    figures.update({f"{stage} ms/object": 1000 * value / objects for stage, value in stages.items()})
+    figures["rest ms/object"] = 1000 * (cpu - sum(stages.values())) / objects
+    figures.update({f"CPU s, threads {name}": value for name, value in sorted(spent["threads"].items(), key=lambda kv: -kv[1])
+                    if value >= 0.01 and name != "bench-sampler"})
     return figures
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A running process's CPU so far (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def floor_and_enrich(files: Path, records: int) -> dict[str, float]:
