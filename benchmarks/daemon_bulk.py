@@ -16,7 +16,8 @@ request and bytes per document; and the forwarder's CPU per object split into fe
 request and body), read (inflate, split), enrich, ship (serialising and sending, in the
 sinks' workers), commit (the SQLite state's), wait (an object's thread handing its documents
 to the batching and waiting for their request) and the rest (SQS, start-up, the CRT's I/O
-threads); the CPU of each thread (by name, numbers as N); and moto's CPU over the run. Then the floor (gzip + orjson loads and
+threads); the CPU of each thread (by name, numbers as N), the garbage collector's (within
+those), and moto's CPU over the run. Then the floor (gzip + orjson loads and
 dumps of every record, no I/O) and `forwarder enrich` on the same files, start-up included.
 """
 
@@ -52,7 +53,7 @@ import forwarder.cli, forwarder.enrich.enricher, forwarder.pipeline, forwarder.s
 import forwarder.state.sqlite
 
 spent = {"handle": 0.0, "process": 0.0, "read": 0.0, "enrich": 0.0, "ship": 0.0, "commit": 0.0, "wait": 0.0,
-         "objects": 0, "records": 0}
+         "collector": 0.0, "objects": 0, "records": 0}
 lock = threading.Lock()
 threads = {}  # thread id -> (its name, numbers as N; its CPU seconds so far), read from /proc
 
@@ -75,6 +76,17 @@ def sampling():
         time.sleep(0.2)
 
 threading.Thread(target=sampling, name="bench-sampler", daemon=True).start()
+
+import gc
+collecting = {}  # thread -> the CPU clock when its collection began
+
+def collector(phase, info):
+    if phase == "start":
+        collecting[threading.get_ident()] = time.thread_time()
+    else:
+        spent["collector"] += time.thread_time() - collecting.pop(threading.get_ident(), time.thread_time())
+
+gc.callbacks.append(collector)
 
 def staged(owner, name, stage):
     original = getattr(owner, name)
@@ -196,6 +208,7 @@ def daemon_run(moto: Moto, keys: list[str], kind: str, scratch: Path, concurrenc
     stages = {"fetch": fetch, **{stage: spent[stage] for stage in ("read", "enrich", "ship", "commit", "wait")}}
     figures.update({f"{stage} ms/object": 1000 * value / objects for stage, value in stages.items()})
     figures["rest ms/object"] = 1000 * (cpu - sum(stages.values())) / objects
+    figures["garbage collector's cpu s"] = spent["collector"]  # inside the stages and the rest
     figures.update({f"CPU s, threads {name}": value for name, value in sorted(spent["threads"].items(), key=lambda kv: -kv[1])
                     if value >= 0.01 and name != "bench-sampler"})
     return figures

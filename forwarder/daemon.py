@@ -9,6 +9,7 @@ nothing more; a configuration or state store unusable at start exits 2 naming it
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -115,6 +116,10 @@ class Daemon:
             signal.signal(number, self._signal)
         log.info("forwarder started", extra={"source": self.source.label, "state": self.runtime.config.state.type,
                                              "sinks": [sink.name for sink in self.runtime.pipeline.sinks]})
+        # What start-up built (modules, clients, the configuration: ~140,000 objects) lives as
+        # long as the process: left out of the collector's full passes, each takes about 20 ms
+        # instead of 45-90 (some 4% of the daemon's CPU on small objects, benchmarks/README.md).
+        gc.freeze()
         code = 0
         last_activity = next_tick = time.monotonic()
         try:
