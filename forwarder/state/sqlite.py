@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections import defaultdict
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +58,7 @@ _IN_LIMIT = 500  # keys per lookup, well inside SQLite's limit on bound paramete
 
 
 _Row = tuple[int, str, float, list[str]]  # a row of seen_log: id, account, position, eventIDs
+_LOG = "INSERT INTO seen_log (account, position, event_ids) VALUES (?, ?, ?)"
 
 
 class _Window:
@@ -100,9 +101,9 @@ class _Window:
                 if event_id not in known:
                     by_position.setdefault(position, []).append(event_id)
             for position, event_ids in by_position.items():
-                cursor = db.execute("INSERT INTO seen_log (account, position, event_ids) VALUES (?, ?, ?)",
-                                    (account, position, orjson.dumps(event_ids)))
-                rows.append((cursor.lastrowid or 0, account, position, event_ids))
+                row = db.execute(_LOG, (account, position, orjson.dumps(event_ids))).lastrowid
+                assert row is not None  # an INSERT's
+                rows.append((row, account, position, event_ids))
         return rows
 
     def add(self, rows: Iterable[_Row]) -> None:
@@ -324,8 +325,7 @@ def _move_window(db: sqlite3.Connection) -> None:
             grouped: dict[tuple[str, float], list[str]] = {}
             for account, event_id, position in db.execute("SELECT account, event_id, position FROM seen"):
                 grouped.setdefault((account, position), []).append(event_id)
-            db.executemany("INSERT INTO seen_log (account, position, event_ids) VALUES (?, ?, ?)",
-                           [(account, position, orjson.dumps(ids)) for (account, position), ids in grouped.items()])
+            db.executemany(_LOG, [(account, position, orjson.dumps(ids)) for (account, position), ids in grouped.items()])
             db.execute("DROP TABLE seen")
         db.execute("COMMIT")
     except BaseException:
