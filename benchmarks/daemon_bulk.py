@@ -18,7 +18,8 @@ sinks' workers), commit (the SQLite state's), wait (an object's thread handing i
 to the batching and waiting for their request) and the rest (SQS, start-up, the CRT's I/O
 threads); the CPU of each thread (by name, numbers as N), the garbage collector's (within
 those), and moto's CPU over the run. Then the floor (gzip + orjson loads and
-dumps of every record, no I/O) and `forwarder enrich` on the same files, start-up included.
+dumps of every record, no I/O) and `forwarder enrich` on the same files, start-up included,
+and last each of the issue's aims against this run's own figures.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_sqs import MOTO_CORE, Moto, _free_port, _pin  # noqa: E402
-from enrich_throughput import DATA, FLOOR, build  # noqa: E402
+from enrich_throughput import DATA, FLOOR, build, installed_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FORWARDER_CORE = 0
@@ -182,7 +183,7 @@ def daemon_run(moto: Moto, keys: list[str], kind: str, scratch: Path, concurrenc
     begin = time.time()
     process = subprocess.Popen(_pin(FORWARDER_CORE, [sys.executable, "-c", STAGED, "run", "--config", str(config),
                                                      "--exit-when-idle", str(IDLE_SECONDS)]),
-                               cwd=REPO, env=dict(os.environ, **moto.env, BENCH_OUT=str(out)))
+                               cwd=REPO, env=dict(installed_env(), **moto.env, BENCH_OUT=str(out)))
     _, status, usage = os.wait4(process.pid, 0)
     ended = time.time() - IDLE_SECONDS  # its idle tail, before --exit-when-idle let it go
     moto_cpu = _cpu_seconds(moto.process.pid) - moto_before
@@ -226,7 +227,7 @@ def floor_and_enrich(files: Path, records: int) -> dict[str, float]:
     floor = time.perf_counter() - start
     start = time.perf_counter()
     subprocess.run(_pin(FORWARDER_CORE, [sys.executable, "-m", "forwarder", "enrich", "--config", str(files.parent / "all.yaml"),
-                                         str(files)]), check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+                                         str(files)]), check=True, stdout=subprocess.DEVNULL, cwd=REPO, env=installed_env())
     enrich = time.perf_counter() - start
     return {"floor records/s": records / floor, "enrich records/s (start-up included)": records / enrich}
 
@@ -249,12 +250,33 @@ def main() -> None:
             keys = moto.upload(files, "in")
             print(f"{records:,} records in {len(keys):,} objects")
             concurrency = args.concurrency or 8
+            runs = {}
             for kind in (["elasticsearch", "splunk_hec"] if args.sink == "both" else [args.sink]):
-                figures = daemon_run(moto, keys, kind, scratch, concurrency)
+                runs[kind] = figures = daemon_run(moto, keys, kind, scratch, concurrency)
                 print(f"{kind}: " + " | ".join(f"{k} {v:,.2f}" for k, v in figures.items()))
         finally:
             moto.close()
-        print(" | ".join(f"{k} {v:,.0f}" for k, v in floor_and_enrich(files, records).items()))
+        ends = floor_and_enrich(files, records)
+        print(" | ".join(f"{k} {v:,.0f}" for k, v in ends.items()))
+        print(aims(runs, ends))
+
+
+# The issue's aims, as ratios within this one run.
+WALL_AIM = 45_000
+CPU_AIM = 3.0  # the daemon's CPU per record at most this many times the floor's
+
+
+def aims(runs: dict[str, dict[str, float]], ends: dict[str, float]) -> str:
+    floor = ends["floor records/s"]
+    lines = []
+    for kind, figures in runs.items():
+        wall, per_cpu, moto = figures["records/s wall"], figures["records/s per CPU s"], figures["moto's cpu s"]
+        lines.append(f"aims, {kind}: {wall:,.0f} records/s by wall, {wall / WALL_AIM:.2f} of {WALL_AIM:,} "
+                     f"(moto alone allows {figures['records'] / moto:,.0f} on its core); its CPU {floor / per_cpu:.1f} "
+                     f"times the floor's (aim {CPU_AIM:g})")
+    enrich = ends["enrich records/s (start-up included)"]
+    lines.append(f"aims, forwarder enrich: {enrich / floor:.2f} of the floor (aim 1)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

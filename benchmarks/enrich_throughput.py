@@ -29,6 +29,10 @@ from pathlib import Path
 SHARED = Path(os.environ.get("FORWARDER_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 DATA = SHARED / "data" / "invictus-aws-dataset"
 KEY = re.compile(rb'"(A[SK]IA[A-Z0-9]{12,})"')
+# Bytecode written and then used, as an installed package has it (pip compiles at install):
+# where PYTHONDONTWRITEBYTECODE is set, every start would compile the forwarder's sources again.
+def installed_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 FLOOR = """
 import gzip, sys, orjson, pathlib
@@ -75,7 +79,8 @@ def measure(command: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child process on one core."""
     pinned = ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, *pinned], check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *pinned], check=True, capture_output=True, text=True,
+                          env=installed_env())
     return time.perf_counter() - start, int(done.stdout.split()[-1])
 
 

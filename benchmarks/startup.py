@@ -22,6 +22,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from enrich_throughput import installed_env  # noqa: E402
+
 PYTHON = sys.executable
 FORWARDER = [PYTHON, "-c", "import sys; from forwarder.cli import main; sys.exit(main())"]
 PYDANTIC = "from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator"
@@ -41,10 +44,6 @@ RUN_PATH = ("import sys; from forwarder.config import load_config; load_config(s
             "import forwarder.cli, forwarder.daemon, forwarder.sources.sqs, forwarder.sinks.elasticsearch")
 
 
-# Bytecode written and then used, as an installed package has it (pip compiles at install):
-# where PYTHONDONTWRITEBYTECODE is set, every start would compile the forwarder's sources again.
-ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-
 
 def _pin(command: list[str]) -> list[str]:
     return ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
@@ -52,7 +51,7 @@ def _pin(command: list[str]) -> list[str]:
 
 def _once(command: list[str]) -> tuple[float, float]:
     start = time.perf_counter()
-    process = subprocess.Popen(_pin(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    process = subprocess.Popen(_pin(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=installed_env())
     _, _, usage = os.wait4(process.pid, 0)
     return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
@@ -61,7 +60,7 @@ def import_groups(command: list[str], runs: int = 5) -> dict[str, float]:
     """Milliseconds of import per group (pydantic, the forwarder's own modules, ...), least of ``runs``."""
     best: dict[str, float] = {}
     for _ in range(runs):
-        done = subprocess.run(_pin([PYTHON, "-X", "importtime", *command[1:]]), capture_output=True, text=True, env=ENV)
+        done = subprocess.run(_pin([PYTHON, "-X", "importtime", *command[1:]]), capture_output=True, text=True, env=installed_env())
         spent: dict[str, float] = defaultdict(float)
         for line in done.stderr.splitlines():
             if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
