@@ -16,8 +16,9 @@ request and bytes per document; and the forwarder's CPU per object split into fe
 request and body), read (inflate, split), enrich, ship (serialising and sending, in the
 sinks' workers), commit (the SQLite state's), wait (an object's thread handing its documents
 to the batching and waiting for their request) and the rest (SQS, start-up, the CRT's I/O
-threads); the CPU of each thread (by name, numbers as N), the garbage collector's (within
-those), and moto's CPU over the run. Then the floor (gzip + orjson loads and
+threads); the wall time of those stages per object (waits included) and of a request; the CPU
+of each thread (by name, numbers as N), the garbage collector's (within those), and moto's CPU
+over the run. Then the floor (gzip + orjson loads and
 dumps of every record, no I/O) and `forwarder enrich` on the same files, start-up included,
 and last each of the issue's aims against this run's own figures.
 """
@@ -55,6 +56,7 @@ import forwarder.state.sqlite
 
 spent = {"handle": 0.0, "process": 0.0, "read": 0.0, "enrich": 0.0, "ship": 0.0, "commit": 0.0, "wait": 0.0,
          "collector": 0.0, "objects": 0, "records": 0}
+walls = {}  # the same stages' wall seconds, summed over the threads
 lock = threading.Lock()
 threads = {}  # thread id -> (its name, numbers as N; its CPU seconds so far), read from /proc
 
@@ -92,10 +94,11 @@ gc.callbacks.append(collector)
 def staged(owner, name, stage):
     original = getattr(owner, name)
     def wrapper(*args, **kwargs):
-        start = time.thread_time()
+        start, began = time.thread_time(), time.monotonic()
         result = original(*args, **kwargs)
         with lock:
             spent[stage] += time.thread_time() - start
+            walls[stage] = walls.get(stage, 0.0) + time.monotonic() - began
             if stage == "process":
                 spent["objects"] += 1
                 spent["records"] += result.records
@@ -115,7 +118,7 @@ by_thread = {}
 for name, cpu in threads.values():
     by_thread[name] = by_thread.get(name, 0.0) + cpu
 with open(os.environ["BENCH_OUT"], "wb") as out:
-    out.write(orjson.dumps(dict(spent, threads=by_thread)))
+    out.write(orjson.dumps(dict(spent, threads=by_thread, walls=walls)))
 sys.exit(code)
 """
 
@@ -209,6 +212,13 @@ def daemon_run(moto: Moto, keys: list[str], kind: str, scratch: Path, concurrenc
     stages = {"fetch": fetch, **{stage: spent[stage] for stage in ("read", "enrich", "ship", "commit", "wait")}}
     figures.update({f"{stage} ms/object": 1000 * value / objects for stage, value in stages.items()})
     figures["rest ms/object"] = 1000 * (cpu - sum(stages.values())) / objects
+    # Where an object's time goes in its thread (waiting on S3, on its request, on the GIL included).
+    walls = spent["walls"]
+    figures.update({f"wall ms/object, {stage}": 1000 * value / objects for stage, value in {
+        "fetch": walls["handle"] - walls["process"], **{stage: walls[stage] for stage in ("read", "enrich", "wait", "commit")},
+        "all": walls["handle"]}.items()})
+    if counts is not None:
+        figures["wall ms/request, ship"] = 1000 * walls["ship"] / counts["requests"]
     figures["garbage collector's cpu s"] = spent["collector"]  # inside the stages and the rest
     figures.update({f"CPU s, threads {name}": value for name, value in sorted(spent["threads"].items(), key=lambda kv: -kv[1])
                     if value >= 0.01 and name != "bench-sampler"})

@@ -29,10 +29,14 @@ from pathlib import Path
 SHARED = Path(os.environ.get("FORWARDER_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 DATA = SHARED / "data" / "invictus-aws-dataset"
 KEY = re.compile(rb'"(A[SK]IA[A-Z0-9]{12,})"')
-# Bytecode written and then used, as an installed package has it (pip compiles at install):
-# where PYTHONDONTWRITEBYTECODE is set, every start would compile the forwarder's sources again.
+
+
 def installed_env() -> dict[str, str]:
+    """This environment for a measured child, less PYTHONDONTWRITEBYTECODE: bytecode written and
+    then used, as an installed package has it (pip compiles at install); where it is set, every
+    start would compile the forwarder's sources again."""
     return {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+
 
 FLOOR = """
 import gzip, sys, orjson, pathlib

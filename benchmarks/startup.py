@@ -44,7 +44,6 @@ RUN_PATH = ("import sys; from forwarder.config import load_config; load_config(s
             "import forwarder.cli, forwarder.daemon, forwarder.sources.sqs, forwarder.sinks.elasticsearch")
 
 
-
 def _pin(command: list[str]) -> list[str]:
     return ["taskset", "-c", "0", *command] if shutil.which("taskset") else command
 
